@@ -1,0 +1,82 @@
+"""Page allocation with reference counts. Pure Python: integers only, no tensors."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class CacheFullError(RuntimeError):
+    """Raised when a request needs more pages than the pool has free."""
+
+
+class PagePool:
+    """A fixed set of page ids, handed out lowest-first from a FIFO free list.
+
+    Pages freed later are reused later, so a fresh pool gives a session consecutive ids
+    (which lets storage read them as one view instead of a gather).
+    """
+
+    def __init__(self, num_pages: int) -> None:
+        if num_pages <= 0:
+            raise ValueError(f"num_pages: must be positive, got {num_pages}")
+        self.num_pages = num_pages
+        self._free: deque[int] = deque(range(num_pages))
+        self._refcount = [0] * num_pages
+
+    @property
+    def num_free(self) -> int:
+        return len(self._free)
+
+    @property
+    def num_used(self) -> int:
+        return self.num_pages - len(self._free)
+
+    def refcount(self, page: int) -> int:
+        return self._refcount[page]
+
+    def allocate(self, count: int) -> list[int]:
+        if count > len(self._free):
+            raise CacheFullError(
+                f"KV cache full: {count} page(s) requested, {len(self._free)} of "
+                f"{self.num_pages} free; raise CacheConfig.num_pages or shorten the video"
+            )
+        pages = [self._free.popleft() for _ in range(count)]
+        for page in pages:
+            self._refcount[page] = 1
+        return pages
+
+    def share(self, pages: list[int]) -> None:
+        """Take one more reference on pages already in use (e.g. a forked session)."""
+        for page in pages:
+            if self._refcount[page] == 0:
+                raise ValueError(f"page {page} is free and cannot be shared")
+            self._refcount[page] += 1
+
+    def free(self, pages: list[int]) -> None:
+        """Drop one reference per page; pages reaching zero return to the free list."""
+        for page in pages:
+            if self._refcount[page] == 0:
+                raise ValueError(f"page {page} freed twice")
+            self._refcount[page] -= 1
+            if self._refcount[page] == 0:
+                self._free.append(page)
+
+
+class PageTable:
+    """One session's pages, in frame order: ``pages[i]`` holds latent frame ``i``."""
+
+    def __init__(self, pool: PagePool) -> None:
+        self.pool = pool
+        self.pages: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def append_frames(self, count: int) -> list[int]:
+        new = self.pool.allocate(count)
+        self.pages.extend(new)
+        return new
+
+    def release(self) -> None:
+        self.pool.free(self.pages)
+        self.pages = []

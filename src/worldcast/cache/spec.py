@@ -1,0 +1,41 @@
+"""Shape and size of one KV-cache page, derived from the model and resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from worldcast.config import EngineConfig, resolve_dtype
+
+
+@dataclass(frozen=True)
+class KVCacheSpec:
+    """A page holds the self-attention keys and values of one latent frame for every layer.
+
+    Why one latent frame: it is the unit every policy speaks in (Self-Forcing/LongLive windows
+    and sinks are counted in frames; an independent first frame makes a 1-frame block), so a
+    page never has to be split or shared between blocks.
+    """
+
+    num_layers: int
+    num_heads: int
+    head_dim: int
+    tokens_per_page: int
+    dtype: torch.dtype
+
+    @classmethod
+    def from_engine_config(cls, config: EngineConfig) -> KVCacheSpec:
+        m = config.model
+        dtype = resolve_dtype(config.cache.dtype or config.dtype, "CacheConfig.dtype")
+        return cls(m.num_layers, m.num_heads, m.head_dim, config.tokens_per_frame, dtype)
+
+    @property
+    def page_shape(self) -> tuple[int, int, int]:
+        """Shape of one page's keys (or values) in one layer: (S, H, D)."""
+        return (self.tokens_per_page, self.num_heads, self.head_dim)
+
+    @property
+    def bytes_per_page(self) -> int:
+        elements = self.tokens_per_page * self.num_heads * self.head_dim
+        return 2 * self.num_layers * elements * self.dtype.itemsize

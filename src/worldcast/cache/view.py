@@ -1,0 +1,42 @@
+"""A session's pages seen by the DiT as a ``KVSource`` (see ``models.attention``)."""
+
+from __future__ import annotations
+
+import torch
+
+from worldcast.cache.storage import PagedKVStorage
+from worldcast.models.attention import attention
+
+
+class PagedKV:
+    """Self-attention of one block over the session's earlier pages and the block itself.
+
+    The block's pages are reserved before its first denoising step. Every forward pass writes
+    the block's keys/values into them, then reads ``context_pages + block_pages``::
+
+        pages:   [ c0 c1 ... c(n-1) | b0 b1 b2 ]
+                   earlier blocks     this block (rewritten by each denoising step;
+                   read-only          the commit pass leaves the clean keys/values)
+
+    Batch size is one: one session's pages.
+    """
+
+    def __init__(self, storage: PagedKVStorage, context_pages: list[int], block_pages: list[int]) -> None:
+        self.storage = storage
+        self.block_pages = block_pages
+        self.all_pages = context_pages + block_pages
+
+    def layer(self, index: int) -> _PagedLayer:
+        return _PagedLayer(self, index)
+
+
+class _PagedLayer:
+    def __init__(self, source: PagedKV, index: int) -> None:
+        self.source, self.index = source, index
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # q/k/v: (1, T_block, H, D)
+        src = self.source
+        src.storage.write(self.index, src.block_pages, k[0], v[0])
+        keys, values = src.storage.read(self.index, src.all_pages)  # (T_ctx + T_block, H, D)
+        return attention(q, keys[None].to(q.dtype), values[None].to(q.dtype))

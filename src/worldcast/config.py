@@ -1,0 +1,215 @@
+"""Typed, validated configuration.
+
+Every config is a frozen dataclass that checks itself in ``__post_init__`` and raises
+``ValueError`` naming the offending field and the accepted values. Nothing downstream
+re-validates user input; shapes elsewhere are derived from these specs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import torch
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def _require(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}: {message}")
+
+
+def _positive_int(value: object, name: str) -> None:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        name,
+        f"must be a positive integer, got {value!r}",
+    )
+
+
+def resolve_dtype(name: str, field_name: str = "dtype") -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"{field_name}: unknown dtype {name!r}; accepted: {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a Wan2.1-style text-to-video DiT (names follow Wan's config.json)."""
+
+    dim: int = 1536
+    ffn_dim: int = 8960
+    num_heads: int = 12
+    num_layers: int = 30
+    freq_dim: int = 256
+    text_dim: int = 4096
+    text_len: int = 512
+    in_dim: int = 16
+    out_dim: int = 16
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    eps: float = 1e-6
+    rope_theta: float = 10000.0
+    rope_max_positions: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_dim",
+                     "text_len", "in_dim", "out_dim", "rope_max_positions"):
+            _positive_int(getattr(self, name), f"ModelConfig.{name}")
+        _require(self.dim % self.num_heads == 0, "ModelConfig.num_heads",
+                 f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+        _require(self.head_dim % 2 == 0 and self.head_dim >= 6, "ModelConfig.num_heads",
+                 f"head_dim={self.head_dim} must be even and >= 6 for 3D RoPE")
+        _require(self.freq_dim % 2 == 0, "ModelConfig.freq_dim", "must be even")
+        _require(len(self.patch_size) == 3 and all(isinstance(p, int) and p > 0 for p in self.patch_size),
+                 "ModelConfig.patch_size", f"must be three positive ints, got {self.patch_size!r}")
+        _require(self.patch_size[0] == 1, "ModelConfig.patch_size",
+                 "temporal patch must be 1: a block-causal model caches per latent frame")
+        _require(self.eps > 0, "ModelConfig.eps", "must be > 0")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    def tokens_per_frame(self, latent_height: int, latent_width: int) -> int:
+        return (latent_height // self.patch_size[1]) * (latent_width // self.patch_size[2])
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Flow-matching sampling schedule for the few-step causal models."""
+
+    denoising_steps: tuple[float, ...] = (1000.0, 750.0, 500.0, 250.0)
+    warp: bool = True
+    shift: float = 5.0
+    num_train_timesteps: int = 1000
+    context_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive_int(self.num_train_timesteps, "ScheduleConfig.num_train_timesteps")
+        T = self.num_train_timesteps
+        _require(len(self.denoising_steps) > 0, "ScheduleConfig.denoising_steps", "must not be empty")
+        _require(all(0 < s <= T for s in self.denoising_steps), "ScheduleConfig.denoising_steps",
+                 f"every step must be in (0, {T}], got {list(self.denoising_steps)}")
+        _require(all(a > b for a, b in zip(self.denoising_steps, self.denoising_steps[1:])),
+                 "ScheduleConfig.denoising_steps",
+                 f"must be strictly decreasing, got {list(self.denoising_steps)}")
+        if self.warp:
+            _require(all(float(s).is_integer() for s in self.denoising_steps),
+                     "ScheduleConfig.denoising_steps",
+                     "must be whole numbers when warp=True (they index the training table)")
+        _require(self.shift > 0, "ScheduleConfig.shift", f"must be > 0, got {self.shift}")
+        _require(0 <= self.context_noise < T, "ScheduleConfig.context_noise",
+                 f"must be in [0, {T}), got {self.context_noise}")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Paged KV cache. A page holds one latent frame's keys and values for every layer.
+
+    ``num_pages=None`` sizes the pool for the longest request the engine is asked to run;
+    ``dtype=None`` stores keys/values in the engine's compute dtype.
+    """
+
+    num_pages: int | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_pages is not None:
+            _positive_int(self.num_pages, "CacheConfig.num_pages")
+        if self.dtype is not None:
+            resolve_dtype(self.dtype, "CacheConfig.dtype")
+
+
+AttentionMode = Literal["cache", "recompute"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine needs to run one model at one resolution."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    height: int = 480
+    width: int = 832
+    vae_stride: tuple[int, int, int] = (4, 8, 8)
+    frames_per_block: int = 3
+    independent_first_frame: bool = False
+    attention: AttentionMode = "cache"
+    dtype: str = "bfloat16"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _positive_int(self.frames_per_block, "EngineConfig.frames_per_block")
+        _require(len(self.vae_stride) == 3 and all(isinstance(s, int) and s > 0 for s in self.vae_stride),
+                 "EngineConfig.vae_stride", f"must be three positive ints, got {self.vae_stride!r}")
+        for name, value, axis in (("height", self.height, 1), ("width", self.width, 2)):
+            _positive_int(value, f"EngineConfig.{name}")
+            unit = self.vae_stride[axis] * self.model.patch_size[axis]
+            _require(value % unit == 0, f"EngineConfig.{name}",
+                     f"must be a multiple of {unit} (VAE stride x patch size), got {value}")
+        _require(self.attention in ("cache", "recompute"), "EngineConfig.attention",
+                 f"unknown mode {self.attention!r}; accepted: 'cache', 'recompute'")
+        resolve_dtype(self.dtype, "EngineConfig.dtype")
+        try:
+            torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"EngineConfig.device: {err}") from None
+
+    @property
+    def latent_height(self) -> int:
+        return self.height // self.vae_stride[1]
+
+    @property
+    def latent_width(self) -> int:
+        return self.width // self.vae_stride[2]
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.model.tokens_per_frame(self.latent_height, self.latent_width)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def block_sizes(self, num_latent_frames: int) -> list[int]:
+        """Latent frames per block for a video of ``num_latent_frames``.
+
+        With ``independent_first_frame`` the first block is the single first frame.
+        Raises ``ValueError`` when the frames do not fill whole blocks.
+        """
+        _positive_int(num_latent_frames, "num_latent_frames")
+        n, head = num_latent_frames, []
+        if self.independent_first_frame:
+            head, n = [1], n - 1
+        if n % self.frames_per_block != 0:
+            valid = self._valid_frame_counts()
+            raise ValueError(
+                f"num_latent_frames: {num_latent_frames} latent frames do not fill whole blocks of "
+                f"{self.frames_per_block}{' after the independent first frame' if head else ''}; "
+                f"accepted values are {valid}, ..."
+            )
+        return head + [self.frames_per_block] * (n // self.frames_per_block)
+
+    def _valid_frame_counts(self) -> str:
+        first = 1 if self.independent_first_frame else 0
+        return ", ".join(str(first + k * self.frames_per_block) for k in range(1, 5))
+
+    def with_updates(self, **changes: object) -> EngineConfig:
+        return replace(self, **changes)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def prod(values: tuple[int, ...]) -> int:
+    return math.prod(values)

@@ -1,0 +1,179 @@
+"""Engine: orchestration only. Requests in, one ``BlockOutput`` per block out."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+import torch
+
+from worldcast.cache.block_pool import PagePool, PageTable
+from worldcast.cache.spec import KVCacheSpec
+from worldcast.cache.storage import PagedKVStorage
+from worldcast.config import EngineConfig
+from worldcast.diffusion.flow_match import FlowMatchSchedule
+from worldcast.engine.request import BlockOutput, GenerationRequest, GenerationResult
+from worldcast.engine.runner import Runner
+from worldcast.engine.scheduler import Scheduler
+from worldcast.engine.session import Session
+from worldcast.models.wan.dit import CausalWanDiT, TextContext
+
+log = logging.getLogger(__name__)
+
+
+class TextEncoder(Protocol):
+    def encode(self, prompt: str) -> torch.Tensor:
+        """prompt -> (L, text_dim) embeddings."""
+
+
+class Decoder(Protocol):
+    def new_state(self) -> object: ...
+
+    def decode_block(self, latents: torch.Tensor, state: object) -> torch.Tensor:
+        """(C, f, h, w) latents -> (n, H, W, 3) uint8 frames, continuing from ``state``."""
+
+
+class Engine:
+    """Block-diffusion video generation over a paged KV cache.
+
+    ``stream(request)`` is the primary call: a generator yielding each block as it is done.
+    ``add_request`` / ``step`` drive several sessions at once (round-robin, one block a step).
+    """
+
+    def __init__(self, config: EngineConfig, model: CausalWanDiT,
+                 text_encoder: TextEncoder | None = None, decoder: Decoder | None = None) -> None:
+        if model.config != config.model:
+            raise ValueError("model: its ModelConfig differs from EngineConfig.model")
+        self.config = config
+        self.model = model
+        self.text_encoder = text_encoder
+        self.decoder = decoder
+        self.schedule = FlowMatchSchedule(config.schedule)
+        self.spec = KVCacheSpec.from_engine_config(config)
+        self.pool: PagePool | None = None
+        self.runner = Runner(model, self.schedule, storage=None)
+        self.scheduler = Scheduler(pool=None)
+        self.sessions: dict[int, Session] = {}
+        self._ids = itertools.count()
+        self._prompt_cache: dict[str, TextContext] = {}
+        if config.attention == "cache" and config.cache.num_pages is not None:
+            self._allocate_cache(config.cache.num_pages)
+
+    # -- public API -----------------------------------------------------------------------------
+    def add_request(self, request: GenerationRequest) -> int:
+        block_sizes = self.config.block_sizes(request.num_latent_frames)
+        self._validate(request)
+        text = self._text_context(request)
+        request_id = next(self._ids)
+        pages = None
+        if self.config.attention == "cache":
+            self._ensure_capacity(request.num_latent_frames)
+            pages = PageTable(self.pool)
+        m = self.config.model
+        self.sessions[request_id] = Session(
+            request_id, request, block_sizes, (m.in_dim, self.config.latent_height, self.config.latent_width),
+            text, pages, self.decoder.new_state() if self.decoder and request.decode else None)
+        self.scheduler.add(request_id, request.num_latent_frames if pages is not None else 0)
+        return request_id
+
+    def step(self) -> list[BlockOutput]:
+        """Run one block of one session; returns its output (empty when idle)."""
+        for request_id in self.scheduler.admit():
+            session = self.sessions[request_id]
+            if session.pages is not None:
+                session.pages.append_frames(session.num_frames)
+        batch = self.scheduler.schedule()
+        if batch is None:
+            return []
+        return [self._run(self.sessions[batch.request_id])]
+
+    def stream(self, request: GenerationRequest) -> Iterator[BlockOutput]:
+        request_id = self.add_request(request)
+        while request_id in self.sessions:
+            for output in self.step():
+                if output.request_id == request_id:
+                    yield output
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        blocks = list(self.stream(request))
+        latents = torch.cat([b.latents for b in blocks], dim=1)
+        frames = None
+        if blocks and blocks[0].frames is not None:
+            frames = torch.cat([b.frames for b in blocks], dim=0)
+        return GenerationResult(latents, frames, blocks)
+
+    def abort(self, request_id: int) -> None:
+        """Drop a request and return its pages."""
+        session = self.sessions.pop(request_id)
+        self.scheduler.remove(request_id)
+        session.release()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _run(self, session: Session) -> BlockOutput:
+        block_index, frame_start = session.next_block, session.frames_done
+        result = self.runner.run_block(session)
+        latents = result.latents[0].float().cpu()
+        timings = dict(result.timings)
+        frames = None
+        if session.decoder_state is not None:
+            start = time.perf_counter()
+            frames = self.decoder.decode_block(latents, session.decoder_state)
+            timings["decode"] = time.perf_counter() - start
+        session.advance(result.latents)
+        if session.finished:
+            self._finish(session)
+        return BlockOutput(session.request_id, block_index, frame_start, latents, frames, timings,
+                           is_last=session.finished)
+
+    def _finish(self, session: Session) -> None:
+        self.scheduler.remove(session.request_id)
+        session.release()
+        del self.sessions[session.request_id]
+
+    def _validate(self, request: GenerationRequest) -> None:
+        cfg = self.config
+        shape = (cfg.model.in_dim, request.num_latent_frames, cfg.latent_height, cfg.latent_width)
+        if request.noise is not None and tuple(request.noise.shape) != shape:
+            raise ValueError(f"noise: expected shape {shape} (C, F, h, w), got {tuple(request.noise.shape)}")
+        steps = self.schedule.num_steps - 1
+        if request.step_noise is not None and tuple(request.step_noise.shape) != (steps, *shape):
+            raise ValueError(f"step_noise: expected shape {(steps, *shape)}, got "
+                             f"{tuple(request.step_noise.shape)}")
+        if request.prompt_embeds is not None:
+            tokens, dim = request.prompt_embeds.shape
+            if dim != cfg.model.text_dim or tokens > cfg.model.text_len:
+                raise ValueError(f"prompt_embeds: expected (tokens <= {cfg.model.text_len}, "
+                                 f"{cfg.model.text_dim}), got {(tokens, dim)}")
+        if request.prompt is not None and self.text_encoder is None:
+            raise ValueError("prompt: this engine has no text encoder; pass prompt_embeds instead")
+        if request.num_latent_frames > cfg.model.rope_max_positions:
+            raise ValueError(f"num_latent_frames: at most {cfg.model.rope_max_positions} "
+                             f"(ModelConfig.rope_max_positions), got {request.num_latent_frames}")
+
+    def _text_context(self, request: GenerationRequest) -> TextContext:
+        if request.prompt_embeds is not None:
+            return self.model.encode_text(request.prompt_embeds[None])
+        if request.prompt not in self._prompt_cache:
+            embeds = self.text_encoder.encode(request.prompt)
+            self._prompt_cache[request.prompt] = self.model.encode_text(embeds[None])
+        return self._prompt_cache[request.prompt]
+
+    def _ensure_capacity(self, pages_needed: int) -> None:
+        if self.pool is None:
+            self._allocate_cache(pages_needed)
+        elif pages_needed > self.pool.num_pages:
+            if self.config.cache.num_pages is not None or self.sessions:
+                raise ValueError(
+                    f"num_latent_frames: needs {pages_needed} KV pages but the cache has "
+                    f"{self.pool.num_pages} (CacheConfig.num_pages); each page is "
+                    f"{self.spec.bytes_per_page / 2**20:.1f} MiB")
+            self._allocate_cache(pages_needed)
+
+    def _allocate_cache(self, num_pages: int) -> None:
+        log.info("KV cache: %d pages x %.1f MiB", num_pages, self.spec.bytes_per_page / 2**20)
+        self.pool = PagePool(num_pages)
+        self.runner.storage = PagedKVStorage(self.spec, num_pages, self.model.device)
+        self.scheduler.pool = self.pool

@@ -1,0 +1,63 @@
+"""What a user submits and what the engine yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One video to generate.
+
+    Give ``prompt`` (text, needs an engine with a text encoder) or ``prompt_embeds``
+    (L, text_dim) from any encoder. ``noise`` (C, F, h, w) fixes the initial latent noise and
+    ``step_noise`` (num_steps - 1, C, F, h, w) the noise drawn when re-noising between steps,
+    so a run can be matched number for number against another implementation; otherwise both
+    are drawn per block from a CPU generator seeded with ``seed``.
+    """
+
+    num_latent_frames: int
+    prompt: str | None = None
+    prompt_embeds: torch.Tensor | None = None
+    seed: int = 0
+    noise: torch.Tensor | None = None
+    step_noise: torch.Tensor | None = None
+    decode: bool = True
+
+    def __post_init__(self) -> None:
+        n = self.num_latent_frames
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise ValueError(f"num_latent_frames: must be a positive integer, got {n!r}")
+        if (self.prompt is None) == (self.prompt_embeds is None):
+            raise ValueError("prompt: give exactly one of prompt or prompt_embeds")
+        if self.prompt is not None and not self.prompt.strip():
+            raise ValueError("prompt: must not be empty")
+        if self.prompt_embeds is not None and (self.prompt_embeds.ndim != 2 or self.prompt_embeds.shape[0] == 0):
+            raise ValueError(f"prompt_embeds: expected a (tokens, text_dim) tensor with at least one "
+                             f"token, got shape {tuple(self.prompt_embeds.shape)}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if self.step_noise is not None and self.noise is None:
+            raise ValueError("step_noise: only meaningful together with noise")
+
+
+@dataclass
+class BlockOutput:
+    """One generated block, yielded as soon as it is ready."""
+
+    request_id: int
+    block_index: int
+    frame_start: int  # index of the block's first latent frame in the video
+    latents: torch.Tensor  # (C, f, h, w) float32, on CPU
+    frames: torch.Tensor | None  # (n, H, W, 3) uint8 when a decoder ran
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    is_last: bool = False
+
+
+@dataclass
+class GenerationResult:
+    latents: torch.Tensor  # (C, F, h, w)
+    frames: torch.Tensor | None  # (N, H, W, 3) uint8
+    blocks: list[BlockOutput]

@@ -1,0 +1,86 @@
+"""Owns the tensors: builds model inputs, runs the denoising steps and the commit pass."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from worldcast.cache.storage import PagedKVStorage
+from worldcast.cache.view import PagedKV
+from worldcast.diffusion.flow_match import FlowMatchSchedule
+from worldcast.engine.session import Session
+from worldcast.models.attention import DenseKV, block_causal_mask
+from worldcast.models.wan.dit import CausalWanDiT
+
+
+@dataclass
+class BlockResult:
+    latents: torch.Tensor  # (1, C, f, h, w) clean latents of the block, model dtype
+    timings: dict[str, float]
+
+
+class Runner:
+    """Runs one block of one session, with the paged cache or, as a baseline, without one.
+
+    Per block (Self-Forcing's inference loop)::
+
+        x = noise
+        for t, t_next in steps:          x0 = x - sigma(t) * DiT(x, t)        (reads cache)
+                                          x  = (1 - sigma(t_next)) x0 + sigma(t_next) noise
+        commit:                           DiT(x0, context_noise)               (writes cache)
+
+    ``recompute`` mode keeps no cache: every step re-runs the DiT over all earlier clean
+    frames plus the block under a block-causal mask, the cost a cache saves.
+    """
+
+    def __init__(self, model: CausalWanDiT, schedule: FlowMatchSchedule,
+                 storage: PagedKVStorage | None) -> None:
+        self.model = model
+        self.schedule = schedule
+        self.storage = storage
+
+    @torch.inference_mode()
+    def run_block(self, session: Session) -> BlockResult:
+        device, dtype = self.model.device, self.model.dtype
+        initial, step_noise = session.block_noise(self.schedule.num_steps)
+        x = initial.to(device, dtype)
+        timings: dict[str, float] = {}
+        x0 = x
+        for index, (t, t_next) in enumerate(self.schedule.step_pairs()):
+            start = time.perf_counter()
+            flow = self._forward(session, x, t, commit=False)
+            x0 = self.schedule.x0_from_flow(flow, x, t)
+            if t_next is not None:
+                x = self.schedule.add_noise(x0, step_noise[index].to(device, dtype), t_next)
+            timings[f"step_{index}"] = time.perf_counter() - start
+        if session.pages is not None:
+            start = time.perf_counter()
+            self._forward(session, x0, self.schedule.config.context_noise, commit=True)
+            timings["commit"] = time.perf_counter() - start
+        return BlockResult(x0, timings)
+
+    def _forward(self, session: Session, x: torch.Tensor, t: float, commit: bool) -> torch.Tensor:
+        if session.pages is None:
+            return self._forward_recompute(session, x, t)
+        start, f = session.frames_done, x.shape[2]
+        # Earlier frames are read-only context; this block's pages are rewritten each pass.
+        kv = PagedKV(self.storage, session.pages.pages[:start], session.pages.pages[start:start + f])
+        timesteps = torch.full((1, f), t)
+        return self.model(x, timesteps, session.text, kv, frame_offset=start)
+
+    def _forward_recompute(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
+        prefix = session.clean_latents
+        f = x.shape[2]
+        sizes = [p.shape[2] for p in prefix] + [f]
+        mask = block_causal_mask(sizes, session_tokens_per_frame(x, self.model), x.device)
+        frames = torch.cat([*prefix, x], dim=2)
+        timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
+        flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0)
+        return flow[:, :, -f:]
+
+
+def session_tokens_per_frame(x: torch.Tensor, model: CausalWanDiT) -> int:
+    _, ph, pw = model.config.patch_size
+    return (x.shape[3] // ph) * (x.shape[4] // pw)

@@ -1,0 +1,62 @@
+"""Chooses which session runs its next block. Pure Python: no tensors."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from worldcast.cache.block_pool import PagePool
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """What the runner does next: the next block of one session."""
+
+    request_id: int
+
+
+class Scheduler:
+    """Round-robin over admitted sessions, one block per step.
+
+    A waiting request is admitted once the pool has pages for its whole video (the first
+    cache policy keeps every frame); the engine allocates them on admission, so an admitted
+    session never runs out of pages mid-way.
+    """
+
+    def __init__(self, pool: PagePool | None) -> None:
+        self.pool = pool
+        self.waiting: deque[tuple[int, int]] = deque()  # (request_id, pages needed)
+        self.running: deque[int] = deque()
+
+    def add(self, request_id: int, pages_needed: int) -> None:
+        self.waiting.append((request_id, pages_needed))
+
+    def admit(self) -> list[int]:
+        """Move waiting requests that now fit to running, in arrival order; return their ids."""
+        admitted, reserved = [], 0
+        while self.waiting:
+            request_id, needed = self.waiting[0]
+            if self.pool is not None and needed > self.pool.num_free - reserved:
+                break
+            reserved += needed
+            self.waiting.popleft()
+            self.running.append(request_id)
+            admitted.append(request_id)
+        return admitted
+
+    def schedule(self) -> StepBatch | None:
+        if not self.running:
+            return None
+        request_id = self.running[0]
+        self.running.rotate(-1)
+        return StepBatch(request_id)
+
+    def remove(self, request_id: int) -> None:
+        """Forget a finished or aborted request, running or still waiting."""
+        if request_id in self.running:
+            self.running.remove(request_id)
+        self.waiting = deque(w for w in self.waiting if w[0] != request_id)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)

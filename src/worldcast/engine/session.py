@@ -1,0 +1,69 @@
+"""Per-request state: positions as Python ints, the page table, noise, decoder state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from worldcast.cache.block_pool import PageTable
+from worldcast.engine.request import GenerationRequest
+from worldcast.models.wan.dit import TextContext
+
+
+@dataclass
+class Session:
+    request_id: int
+    request: GenerationRequest
+    block_sizes: list[int]  # latent frames per block
+    latent_shape: tuple[int, int, int]  # (C, h, w) of one latent frame
+    text: TextContext
+    pages: PageTable | None  # None in recompute mode
+    decoder_state: object | None = None
+    next_block: int = 0
+    frames_done: int = 0
+    # Earlier blocks' clean latents (1, C, f, h, w), kept only in recompute mode (no pages).
+    clean_latents: list[torch.Tensor] = field(default_factory=list)
+    generator: torch.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.request.seed)
+
+    @property
+    def num_frames(self) -> int:
+        return sum(self.block_sizes)
+
+    @property
+    def finished(self) -> bool:
+        return self.next_block == len(self.block_sizes)
+
+    @property
+    def current_block_frames(self) -> int:
+        return self.block_sizes[self.next_block]
+
+    def block_noise(self, num_steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Initial noise (1, C, f, h, w) and the re-noising draws for the current block, on CPU.
+
+        Drawn per block (initial, then one per step after the first) so a video's first blocks
+        do not depend on how long it is.
+        """
+        C, h, w = self.latent_shape
+        start, f = self.frames_done, self.current_block_frames
+        if self.request.noise is not None:
+            initial = self.request.noise[None, :, start:start + f]
+            if self.request.step_noise is not None:
+                return initial, [n[None, :, start:start + f] for n in self.request.step_noise]
+        else:
+            initial = torch.randn(1, C, f, h, w, generator=self.generator)
+        steps = [torch.randn(1, C, f, h, w, generator=self.generator) for _ in range(num_steps - 1)]
+        return initial, steps
+
+    def advance(self, latents: torch.Tensor) -> None:
+        if self.pages is None:
+            self.clean_latents.append(latents)
+        self.frames_done += latents.shape[2]
+        self.next_block += 1
+
+    def release(self) -> None:
+        if self.pages is not None:
+            self.pages.release()

@@ -1,0 +1,65 @@
+"""Attention math and the narrow interface through which the DiT reads keys/values.
+
+The DiT never owns a cache. For each self-attention layer it asks a ``KVSource`` for a
+``LayerKV`` and hands it the new block's queries/keys/values; the source decides what the
+queries attend to (only these tokens under a mask, or cached pages plus these tokens) and
+whether the new keys/values are stored. Tensors here use the ``(B, T, H, D)`` layout.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Scaled dot-product attention. q (B, Tq, H, D), k/v (B, Tk, H, D) -> (B, Tq, H, D).
+
+    ``mask`` is boolean (Tq, Tk), True where attention is allowed. Strided inputs are passed
+    through: the CPU and CUDA SDPA kernels read (B, H, T, D) views without a copy.
+    """
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask
+    )  # (B, H, Tq, D)
+    return out.transpose(1, 2)
+
+
+class LayerKV(Protocol):
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attend ``q`` to whatever this source exposes, given the new tokens' ``k``/``v``."""
+
+
+class KVSource(Protocol):
+    def layer(self, index: int) -> LayerKV: ...
+
+
+class DenseKV:
+    """No cache: the queries attend to the tokens of this forward pass, optionally masked."""
+
+    def __init__(self, mask: torch.Tensor | None = None) -> None:
+        self.mask = mask
+
+    def layer(self, index: int) -> DenseKV:
+        return self
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return attention(q, k, v, self.mask)
+
+
+def block_causal_mask(block_sizes: list[int], tokens_per_frame: int,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+    """Boolean (T, T) mask: a token sees every token of its own block and of earlier blocks.
+
+    block_sizes [1, 2] with 2 tokens per frame:
+        block id per token  0 0 1 1 1 1
+        token 0..1  ->  sees tokens 0..1
+        token 2..5  ->  sees tokens 0..5
+    """
+    ids = torch.repeat_interleave(
+        torch.arange(len(block_sizes), device=device),
+        torch.tensor(block_sizes, device=device) * tokens_per_frame,
+    )  # (T,)
+    return ids[None, :] <= ids[:, None]
