@@ -79,13 +79,27 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         attention=args.attention, dtype=args.dtype, device=args.device)
 
 
+def _check_block_layout(config: EngineConfig, decoder: LatentPreviewDecoder, frames: int,
+                        latent_frames: int) -> None:
+    """Say in pixel frames (what the user typed) when the video does not fill whole blocks."""
+    try:
+        config.block_sizes(latent_frames)
+    except ValueError:
+        first = 1 if config.independent_first_frame else 0
+        valid = [decoder.pixel_frames(first + k * config.frames_per_block) for k in range(1, 5)]
+        raise ValueError(
+            f"frames: {frames} pixel frames are {latent_frames} latent frames, which do not fill "
+            f"whole blocks of {config.frames_per_block} latent frames; accepted values are "
+            f"{', '.join(map(str, valid))}, ...") from None
+
+
 def generate(args: argparse.Namespace) -> int:
     config = _engine_config(args)
     print(RANDOM_WEIGHTS_NOTICE, file=sys.stderr)
     decoder = LatentPreviewDecoder(config.model.in_dim, config.vae_stride, seed=args.seed)
     latent_frames = decoder.latent_frames(args.frames)
+    _check_block_layout(config, decoder, args.frames, latent_frames)
     request = GenerationRequest(latent_frames, prompt=args.prompt, seed=args.seed)
-    config.block_sizes(latent_frames)  # fail on a bad layout before loading anything
     model = random_model(config.model, seed=0, dtype=config.torch_dtype, device=config.device)
     engine = Engine(config, model, HashingTextEncoder(config.model.text_dim, config.model.text_len), decoder)
     start = time.perf_counter()

@@ -23,6 +23,14 @@ class PagePool:
         self._free: deque[int] = deque(range(num_pages))
         self._refcount = [0] * num_pages
 
+    def grow(self, num_pages: int) -> None:
+        """Add pages ``self.num_pages .. num_pages - 1``; existing ids keep their meaning."""
+        if num_pages < self.num_pages:
+            raise ValueError(f"num_pages: cannot shrink a pool from {self.num_pages} to {num_pages}")
+        self._free.extend(range(self.num_pages, num_pages))
+        self._refcount.extend([0] * (num_pages - self.num_pages))
+        self.num_pages = num_pages
+
     @property
     def num_free(self) -> int:
         return len(self._free)

@@ -17,6 +17,15 @@ class PagedKVStorage:
         self.keys = [torch.zeros(shape, dtype=spec.dtype, device=device) for _ in range(spec.num_layers)]
         self.values = [torch.zeros(shape, dtype=spec.dtype, device=device) for _ in range(spec.num_layers)]
 
+    def grow(self, num_pages: int) -> None:
+        """Reallocate with ``num_pages`` pages, keeping the content of the existing ones."""
+        for tensors in (self.keys, self.values):
+            for layer, old in enumerate(tensors):
+                new = old.new_zeros((num_pages, *self.spec.page_shape))
+                new[: self.num_pages] = old
+                tensors[layer] = new
+        self.num_pages = num_pages
+
     @property
     def nbytes(self) -> int:
         return self.num_pages * self.spec.bytes_per_page

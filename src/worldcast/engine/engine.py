@@ -162,15 +162,23 @@ class Engine:
         return self._prompt_cache[request.prompt]
 
     def _ensure_capacity(self, pages_needed: int) -> None:
-        if self.pool is None:
-            self._allocate_cache(pages_needed)
-        elif pages_needed > self.pool.num_pages:
-            if self.config.cache.num_pages is not None or self.sessions:
+        """Make room for a new request: a fixed pool must hold it on its own; an automatic
+        pool (``CacheConfig.num_pages=None``) grows to hold every live session at once."""
+        if self.config.cache.num_pages is not None:
+            if pages_needed > self.pool.num_pages:
                 raise ValueError(
                     f"num_latent_frames: needs {pages_needed} KV pages but the cache has "
                     f"{self.pool.num_pages} (CacheConfig.num_pages); each page is "
                     f"{self.spec.bytes_per_page / 2**20:.1f} MiB")
-            self._allocate_cache(pages_needed)
+            return
+        live = sum(s.num_frames for s in self.sessions.values() if s.pages is not None)
+        wanted = live + pages_needed
+        if self.pool is None:
+            self._allocate_cache(wanted)
+        elif wanted > self.pool.num_pages:
+            log.info("KV cache: growing from %d to %d pages", self.pool.num_pages, wanted)
+            self.pool.grow(wanted)
+            self.runner.storage.grow(wanted)
 
     def _allocate_cache(self, num_pages: int) -> None:
         log.info("KV cache: %d pages x %.1f MiB", num_pages, self.spec.bytes_per_page / 2**20)
