@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -10,11 +11,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from worldcast.config import DTYPES, CacheConfig, EngineConfig, ScheduleConfig
+from worldcast import __version__
+from worldcast.config import DTYPES, CacheConfig, EngineConfig
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
-from worldcast.models.registry import PRESETS, SCHEDULES, random_model
+from worldcast.models.registry import PRESETS, SCHEDULES, preset, random_model
+from worldcast.streaming.mp4 import Mp4Writer
 
 log = logging.getLogger("worldcast")
 
@@ -25,7 +28,7 @@ RANDOM_WEIGHTS_NOTICE = (
 )
 
 
-def _int_list(text: str) -> tuple[float, ...]:
+def _number_list(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -35,6 +38,7 @@ def _int_list(text: str) -> tuple[float, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="worldcast", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"worldcast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate a video and write it as MP4")
     gen.add_argument("--prompt", required=True, help="text prompt")
@@ -45,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="architecture preset (random weights until checkpoint loading lands)")
     gen.add_argument("--family", default="self_forcing", choices=sorted(SCHEDULES),
                      help="sampling schedule of a model family")
-    gen.add_argument("--steps", type=_int_list, default=None,
+    gen.add_argument("--steps", type=_number_list, default=None,
                      help="override the denoising steps, e.g. 1000,750,500,250")
     gen.add_argument("--height", type=int, default=None, help="pixels (default: per model)")
     gen.add_argument("--width", type=int, default=None, help="pixels (default: per model)")
@@ -57,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
     gen.add_argument("--device", default="cpu")
+    gen.add_argument("--compile", action="store_true",
+                     help="torch.compile the DiT blocks (slow first block, faster after)")
     gen.add_argument("--fps", type=int, default=16)
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
@@ -66,17 +72,16 @@ DEFAULT_SIZE = {"tiny": (128, 128)}
 
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
-    from worldcast.models.registry import preset
     model = preset(args.model)
     height, width = DEFAULT_SIZE.get(args.model, (480, 832))
     schedule = SCHEDULES[args.family]
     if args.steps is not None:
-        schedule = ScheduleConfig(**{**schedule.__dict__, "denoising_steps": args.steps})
+        schedule = dataclasses.replace(schedule, denoising_steps=args.steps)
     return EngineConfig(
         model=model, schedule=schedule, cache=CacheConfig(),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,
-        attention=args.attention, dtype=args.dtype, device=args.device)
+        attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile)
 
 
 def _check_block_layout(config: EngineConfig, decoder: LatentPreviewDecoder, frames: int,
@@ -104,7 +109,6 @@ def generate(args: argparse.Namespace) -> int:
     engine = Engine(config, model, HashingTextEncoder(config.model.text_dim, config.model.text_len), decoder)
     start = time.perf_counter()
     bar = tqdm(total=args.frames, unit="frame", disable=args.quiet or not sys.stderr.isatty())
-    from worldcast.streaming.mp4 import Mp4Writer
     with Mp4Writer(args.out, fps=args.fps) as writer:
         for block in engine.stream(request):
             writer.write(block.frames)

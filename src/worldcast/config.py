@@ -146,6 +146,7 @@ class EngineConfig:
     attention: AttentionMode = "cache"
     dtype: str = "bfloat16"
     device: str = "cpu"
+    compile: bool = False  # torch.compile the DiT blocks (slow first block, faster after)
 
     def __post_init__(self) -> None:
         _positive_int(self.frames_per_block, "EngineConfig.frames_per_block")

@@ -35,6 +35,15 @@ def test_every_page_is_returned_after_generation_and_abort():
     assert engine.pool.num_free == 9 and not engine.sessions
 
 
+def test_leaving_a_stream_early_returns_its_pages():
+    engine = _engine()
+    stream = engine.stream(GenerationRequest(9, prompt="a fox"))
+    first = next(stream)
+    assert first.block_index == 0 and engine.pool.num_free == 0
+    stream.close()
+    assert engine.pool.num_free == 9 and not engine.sessions
+
+
 def test_same_seed_same_video_and_longer_videos_extend_shorter_ones():
     engine = _engine()
     a = engine.generate(GenerationRequest(6, prompt="a fox", seed=11)).latents

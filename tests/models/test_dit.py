@@ -10,7 +10,9 @@ from worldcast.models.attention import DenseKV, block_causal_mask
 from worldcast.models.registry import PRESETS, random_model
 from worldcast.models.wan.dit import (
     CausalWanDiT,
+    GELUTanh,
     apply_rope,
+    linear_gelu_tanh,
     rope_axis_dims,
     sinusoidal_embedding,
 )
@@ -161,3 +163,33 @@ def test_text_is_zero_padded_to_text_len():
 def test_model_config_rejects_odd_head_dim():
     with pytest.raises(ValueError, match="head_dim"):
         ModelConfig(dim=20, num_heads=4)
+
+
+def test_fused_linear_gelu_matches_the_composition():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 256).to(torch.bfloat16)
+    x = torch.randn(10, 64, dtype=torch.bfloat16)
+    reference = F.gelu(F.linear(x.float(), linear.weight.float(), linear.bias.float()), approximate="tanh")
+    fused = linear_gelu_tanh(x, linear)
+    assert fused.dtype == torch.bfloat16
+    torch.testing.assert_close(fused.float(), reference, atol=2e-2, rtol=2e-2)
+
+
+def test_exp_form_of_gelu_tanh_is_the_same_function():
+    x = torch.linspace(-12, 12, 2001)
+    compiled = torch.compile(GELUTanh(), backend="eager")  # takes the compile-time branch
+    torch.testing.assert_close(compiled(x), F.gelu(x, approximate="tanh"), atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_blocks_match_eager():
+    """torch.compile'd blocks (fused elementwise, exp-form GELU) give the eager result."""
+    x = torch.randn(1, TINY.in_dim, 3, 8, 8)
+    emb = torch.randn(1, 3, TINY.text_dim)
+    for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 3e-2)):
+        eager = strong_model(dtype=dtype)
+        compiled = strong_model(dtype=dtype).compile_blocks()
+        args = (x.to(dtype), torch.full((1, 3), 700.0))
+        out_e = eager(*args, eager.encode_text(emb), DenseKV())
+        out_c = compiled(*args, compiled.encode_text(emb), DenseKV())
+        assert (out_e - out_c).abs().max() < tol * out_e.abs().max()

@@ -48,7 +48,7 @@ class Engine:
         if model.config != config.model:
             raise ValueError("model: its ModelConfig differs from EngineConfig.model")
         self.config = config
-        self.model = model
+        self.model = model.compile_blocks() if config.compile else model
         self.text_encoder = text_encoder
         self.decoder = decoder
         self.schedule = FlowMatchSchedule(config.schedule)
@@ -91,11 +91,17 @@ class Engine:
         return [self._run(self.sessions[batch.request_id])]
 
     def stream(self, request: GenerationRequest) -> Iterator[BlockOutput]:
+        """Yield the request's blocks as they finish. Closing the generator early (``break``)
+        aborts the request and returns its pages."""
         request_id = self.add_request(request)
-        while request_id in self.sessions:
-            for output in self.step():
-                if output.request_id == request_id:
-                    yield output
+        try:
+            while request_id in self.sessions:
+                for output in self.step():
+                    if output.request_id == request_id:
+                        yield output
+        finally:
+            if request_id in self.sessions:
+                self.abort(request_id)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         blocks = list(self.stream(request))

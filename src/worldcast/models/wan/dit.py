@@ -63,6 +63,51 @@ class LayerNorm(nn.LayerNorm):
                             None if self.bias is None else self.bias.float(), self.eps)
 
 
+class GELUTanh(nn.Module):
+    """GELU with the tanh approximation (Wan's ``nn.GELU(approximate="tanh")``).
+
+    Under ``torch.compile`` it is written as x / (1 + exp(-2z)), z = sqrt(2/pi)(x + 0.044715x^3),
+    the same function (0.5(1 + tanh z) = sigmoid 2z): inductor's vectorised exp is ~3x faster
+    than its tanh on CPU, and GELU over the FFN's 4-6x wider activations otherwise costs as
+    much as a large matmul.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_compiling():
+            return F.gelu(x, approximate="tanh")
+        xf = x.float()
+        z = math.sqrt(2 / math.pi) * (xf + 0.044715 * xf * xf * xf)
+        return (xf / (1 + torch.exp(-2 * z))).to(x.dtype)
+
+
+def _onednn_linear_gelu_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+_ONEDNN_LINEAR_GELU = _onednn_linear_gelu_available()
+
+
+# An opaque op to torch.compile: inductor lowers mkldnn's fused linear only for frozen
+# (constant) weights, and freezing would compile each of the 30 blocks separately.
+@torch.library.custom_op("worldcast::onednn_linear_gelu_tanh", mutates_args=())
+def _onednn_linear_gelu_tanh(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
+
+
+@_onednn_linear_gelu_tanh.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def linear_gelu_tanh(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """GELU-tanh(linear(x)). On CPU in bf16, one oneDNN matmul with GELU as its epilogue (the
+    separate GELU pass over the FFN's wide activation costs a fifth of the matmul); elsewhere
+    the plain composition."""
+    if _ONEDNN_LINEAR_GELU and x.device.type == "cpu" and x.dtype == torch.bfloat16:
+        return _onednn_linear_gelu_tanh(x, linear.weight, linear.bias)
+    return GELUTanh()(linear(x))
+
+
 def sinusoidal_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     """(N,) timesteps -> (N, dim) float32 as [cos | sin], frequencies 10000^(-i / (dim/2))."""
     half = dim // 2
@@ -105,6 +150,12 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
 # 2. Attention modules
 # ---------------------------------------------------------------------------------------------
 
+@torch.compiler.disable
+def _attend(kv: LayerKV, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Cache reads/writes run eagerly: a compiled block must not trace (or guard on) page tables."""
+    return kv.attend(q, k, v)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -119,7 +170,7 @@ class SelfAttention(nn.Module):
         q = apply_rope(self.norm_q(self.q(x)).view(shape), rope)
         k = apply_rope(self.norm_k(self.k(x)).view(shape), rope)
         v = self.v(x).view(shape)
-        return self.o(kv.attend(q, k, v).flatten(2))  # (B, T, dim)
+        return self.o(_attend(kv, q, k, v).flatten(2))  # (B, T, dim)
 
 
 class CrossAttention(nn.Module):
@@ -161,7 +212,7 @@ class DiTBlock(nn.Module):
             else nn.Identity()
         self.cross_attn = CrossAttention(cfg)
         self.norm2 = LayerNorm(cfg.dim, cfg.eps, elementwise_affine=False)
-        self.ffn = nn.Sequential(nn.Linear(cfg.dim, cfg.ffn_dim), nn.GELU(approximate="tanh"),
+        self.ffn = nn.Sequential(nn.Linear(cfg.dim, cfg.ffn_dim), GELUTanh(),
                                  nn.Linear(cfg.ffn_dim, cfg.dim))
         self.modulation = nn.Parameter(torch.randn(1, 6, cfg.dim) / cfg.dim**0.5)
 
@@ -182,7 +233,8 @@ class DiTBlock(nn.Module):
 
         # 3. feed-forward
         h = modulate(self.norm2(x), shift2, scale2).to(dtype).view(B, Fr * S, dim)
-        return x + self.ffn(h).float().view(B, Fr, S, dim) * gate2
+        y = self.ffn[2](linear_gelu_tanh(h, self.ffn[0]))  # == self.ffn(h)
+        return x + y.float().view(B, Fr, S, dim) * gate2
 
 
 class Head(nn.Module):
@@ -219,7 +271,7 @@ class CausalWanDiT(nn.Module):
         self.patch_embedding = nn.Conv3d(cfg.in_dim, cfg.dim, kernel_size=cfg.patch_size,
                                          stride=cfg.patch_size)
         self.text_embedding = nn.Sequential(nn.Linear(cfg.text_dim, cfg.dim),
-                                            nn.GELU(approximate="tanh"), nn.Linear(cfg.dim, cfg.dim))
+                                            GELUTanh(), nn.Linear(cfg.dim, cfg.dim))
         self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, cfg.dim), nn.SiLU(),
                                             nn.Linear(cfg.dim, cfg.dim))
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
@@ -236,6 +288,13 @@ class CausalWanDiT(nn.Module):
         for name, param in self.named_parameters():
             if name.split(".")[0] in FP32_MODULES or name.endswith(FP32_PARAM_SUFFIXES):
                 param.data = param.data.float()
+        return self
+
+    def compile_blocks(self) -> CausalWanDiT:
+        """``torch.compile`` each transformer block (one graph shared by all blocks; attention
+        stays eager). Fuses the norm/modulation/GELU/gating work between the matmuls."""
+        for block in self.blocks:
+            block.compile()
         return self
 
     @property
