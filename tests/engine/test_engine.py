@@ -136,6 +136,8 @@ def test_text_prompt_without_encoder_is_a_clear_error():
         engine.add_request(GenerationRequest(3, prompt="a fox"))
 
 
-def test_model_config_mismatch_is_rejected():
+def test_model_mismatches_are_rejected():
     with pytest.raises(ValueError, match="ModelConfig differs"):
         Engine(tiny_engine_config(), strong_model(TINY.__class__(**{**TINY.__dict__, "num_layers": 3})))
+    with pytest.raises(ValueError, match="EngineConfig.dtype is 'bfloat16'"):
+        Engine(tiny_engine_config(dtype="bfloat16"), strong_model(dtype=torch.float32))

@@ -36,6 +36,11 @@ class Decoder(Protocol):
         """(C, f, h, w) latents -> (n, H, W, 3) uint8 frames, continuing from ``state``."""
 
 
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """'cuda' and 'cuda:0' are the same device when one of them leaves the index open."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
 class Engine:
     """Block-diffusion video generation over a paged KV cache.
 
@@ -47,6 +52,11 @@ class Engine:
                  text_encoder: TextEncoder | None = None, decoder: Decoder | None = None) -> None:
         if model.config != config.model:
             raise ValueError("model: its ModelConfig differs from EngineConfig.model")
+        if model.dtype != config.torch_dtype:
+            raise ValueError(f"model: weights are {model.dtype} but EngineConfig.dtype is {config.dtype!r}; "
+                             "build it with that dtype (random_model(..., dtype=config.torch_dtype))")
+        if not _same_device(model.device, torch.device(config.device)):
+            raise ValueError(f"model: on {model.device} but EngineConfig.device is {config.device!r}")
         self.config = config
         self.model = model.compile_blocks() if config.compile else model
         self.text_encoder = text_encoder

@@ -50,37 +50,39 @@ class Runner:
         x0 = x
         for index, (t, t_next) in enumerate(self.schedule.step_pairs()):
             start = time.perf_counter()
-            flow = self._forward(session, x, t, commit=False)
+            flow = self._forward(session, x, t)
             x0 = self.schedule.x0_from_flow(flow, x, t)
             if t_next is not None:
                 x = self.schedule.add_noise(x0, step_noise[index].to(device, dtype), t_next)
             timings[f"step_{index}"] = time.perf_counter() - start
         if session.pages is not None:
             start = time.perf_counter()
-            self._forward(session, x0, self.schedule.config.context_noise, commit=True)
+            self._forward(session, x0, self.schedule.config.context_noise)
             timings["commit"] = time.perf_counter() - start
         return BlockResult(x0, timings)
 
-    def _forward(self, session: Session, x: torch.Tensor, t: float, commit: bool) -> torch.Tensor:
+    def _forward(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
+        """One DiT pass over the current block at timestep ``t`` (every frame at the same t)."""
         if session.pages is None:
             return self._forward_recompute(session, x, t)
-        start, f = session.frames_done, x.shape[2]
-        # Earlier frames are read-only context; this block's pages are rewritten each pass.
-        kv = PagedKV(self.storage, session.pages.pages[:start], session.pages.pages[start:start + f])
-        timesteps = torch.full((1, f), t)
-        return self.model(x, timesteps, session.text, kv, frame_offset=start)
+        # Earlier frames are read-only context; this block's pages are rewritten by each pass,
+        # so after the commit pass they hold the clean block's keys/values.
+        kv = PagedKV(self.storage, *session.page_split())
+        timesteps = torch.full((1, x.shape[2]), t)
+        return self.model(x, timesteps, session.text, kv, frame_offset=session.frames_done)
 
     def _forward_recompute(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
         prefix = session.clean_latents
         f = x.shape[2]
         sizes = [p.shape[2] for p in prefix] + [f]
-        mask = block_causal_mask(sizes, session_tokens_per_frame(x, self.model), x.device)
+        # A single block attends to all of itself: no mask, so SDPA takes its unmasked kernel.
+        mask = block_causal_mask(sizes, _tokens_per_frame(x, self.model), x.device) if prefix else None
         frames = torch.cat([*prefix, x], dim=2)
         timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
         flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0)
         return flow[:, :, -f:]
 
 
-def session_tokens_per_frame(x: torch.Tensor, model: CausalWanDiT) -> int:
+def _tokens_per_frame(x: torch.Tensor, model: CausalWanDiT) -> int:
     _, ph, pw = model.config.patch_size
     return (x.shape[3] // ph) * (x.shape[4] // pw)

@@ -41,6 +41,11 @@ class Session:
     def current_block_frames(self) -> int:
         return self.block_sizes[self.next_block]
 
+    def page_split(self) -> tuple[list[int], list[int]]:
+        """(pages of the frames before the current block, pages of the current block)."""
+        start, end = self.frames_done, self.frames_done + self.current_block_frames
+        return self.pages.pages[:start], self.pages.pages[start:end]
+
     def block_noise(self, num_steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Initial noise (1, C, f, h, w) and the re-noising draws for the current block, on CPU.
 
