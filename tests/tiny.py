@@ -33,3 +33,43 @@ def strong_model(config: ModelConfig = TINY, dtype: torch.dtype = torch.float32,
     return model.to_inference_dtype(dtype)
 
 
+
+
+def tiny_umt5(text_dim: int = 32, seed: int = 0):
+    """A 2-layer random UMT5 encoder and a word-level tokenizer with T5's special tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(vocab_size=64, d_model=text_dim, d_kv=8, num_heads=text_dim // 8, d_ff=48, num_layers=2,
+                        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
+                        is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = UMT5EncoderModel(config).eval()
+    words = ["a", "red", "fox", "in", "the", "snow", "city", "at", "night", "running", "through", "fresh"]
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    return model, tokenizer
+
+
+# Hugging Face UMT5 encoder key -> Wan's T5 key (wan/modules/t5.py names).
+def hf_to_wan_t5(key: str) -> str | None:
+    import re
+    rules = [
+        (r"^shared\.", "token_embedding."), (r"^encoder\.final_layer_norm\.", "norm."),
+        (r"^encoder\.block\.(\d+)\.layer\.0\.layer_norm\.", r"blocks.\1.norm1."),
+        (r"^encoder\.block\.(\d+)\.layer\.0\.SelfAttention\.relative_attention_bias\.",
+         r"blocks.\1.pos_embedding.embedding."),
+        (r"^encoder\.block\.(\d+)\.layer\.0\.SelfAttention\.([qkvo])\.", r"blocks.\1.attn.\2."),
+        (r"^encoder\.block\.(\d+)\.layer\.1\.layer_norm\.", r"blocks.\1.norm2."),
+        (r"^encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wi_0\.", r"blocks.\1.ffn.gate.0."),
+        (r"^encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wi_1\.", r"blocks.\1.ffn.fc1."),
+        (r"^encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.wo\.", r"blocks.\1.ffn.fc2."),
+    ]
+    if key == "encoder.embed_tokens.weight":
+        return None  # tied to shared.weight; Wan stores it once
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key

@@ -12,15 +12,21 @@ from pathlib import Path
 from tqdm import tqdm
 
 from worldcast import __version__
-from worldcast.config import DTYPES, CacheConfig, EngineConfig
+from worldcast.config import DTYPES, CacheConfig, EngineConfig, ModelConfig
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
-from worldcast.models.registry import PRESETS, SCHEDULES, preset, random_model
+from worldcast.models.registry import PRESETS, SCHEDULES, guess_family, load_model, preset, random_model
+from worldcast.models.wan.vae import VAEFrameDecoder
 from worldcast.streaming.mp4 import Mp4Writer
 
 log = logging.getLogger("worldcast")
 
+PLACEHOLDER_NOTICE = (
+    "worldcast: NOTE: the DiT weights are real but no VAE or text encoder was found (pass --wan-dir "
+    "with the Wan2.1-T2V directory); using the placeholder word-hashing text encoder and random "
+    "latent-to-RGB decoder, so the video is not meaningful."
+)
 RANDOM_WEIGHTS_NOTICE = (
     "worldcast: NOTE: running with RANDOM weights. The DiT, the text encoder (word hashing) and "
     "the decoder (a fixed random latent-to-RGB projection) are untrained placeholders, so the "
@@ -45,10 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--frames", type=int, default=33,
                      help="pixel frames, 1 + 4k (33 -> 9 latent frames = 3 blocks of 3)")
     gen.add_argument("--out", type=Path, default=Path("out/video.mp4"), help="output MP4 path")
-    gen.add_argument("--model", default="tiny", choices=sorted(PRESETS),
-                     help="architecture preset (random weights until checkpoint loading lands)")
-    gen.add_argument("--family", default="self_forcing", choices=sorted(SCHEDULES),
-                     help="sampling schedule of a model family")
+    gen.add_argument("--model", default="tiny",
+                     help=f"a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 or diffusers directory) or a "
+                          f"random-weight preset: {', '.join(sorted(PRESETS))}")
+    gen.add_argument("--wan-dir", type=Path, default=None,
+                     help="Wan2.1-T2V directory with the VAE, umT5 encoder and tokenizer")
+    gen.add_argument("--family", default=None, choices=sorted(SCHEDULES),
+                     help="sampling schedule (default: causvid if the path says so, else self_forcing)")
     gen.add_argument("--steps", type=_number_list, default=None,
                      help="override the denoising steps, e.g. 1000,750,500,250")
     gen.add_argument("--height", type=int, default=None, help="pixels (default: per model)")
@@ -71,10 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 DEFAULT_SIZE = {"tiny": (128, 128)}
 
 
-def _engine_config(args: argparse.Namespace) -> EngineConfig:
-    model = preset(args.model)
+def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig:
     height, width = DEFAULT_SIZE.get(args.model, (480, 832))
-    schedule = SCHEDULES[args.family]
+    schedule = SCHEDULES[args.family or guess_family(Path(args.model))]
     if args.steps is not None:
         schedule = dataclasses.replace(schedule, denoising_steps=args.steps)
     return EngineConfig(
@@ -84,29 +92,48 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile)
 
 
-def _check_block_layout(config: EngineConfig, decoder: LatentPreviewDecoder, frames: int,
-                        latent_frames: int) -> None:
-    """Say in pixel frames (what the user typed) when the video does not fill whole blocks."""
+def _latent_frames(config: EngineConfig, frames: int) -> int:
+    """Pixel frames (what the user typed) -> latent frames, or a ValueError said in pixel frames."""
+    stride = config.vae_stride[0]
+    if frames < 1 or (frames - 1) % stride:
+        raise ValueError(f"frames: {frames} is not 1 + {stride}k (e.g. 1, {1 + stride}, {1 + 4 * stride}, 81)")
+    latent_frames = 1 + (frames - 1) // stride
     try:
         config.block_sizes(latent_frames)
     except ValueError:
         first = 1 if config.independent_first_frame else 0
-        valid = [decoder.pixel_frames(first + k * config.frames_per_block) for k in range(1, 5)]
+        valid = [1 + stride * (first + k * config.frames_per_block - 1) for k in range(1, 5)]
         raise ValueError(
             f"frames: {frames} pixel frames are {latent_frames} latent frames, which do not fill "
             f"whole blocks of {config.frames_per_block} latent frames; accepted values are "
             f"{', '.join(map(str, valid))}, ...") from None
+    return latent_frames
+
+
+def _components(args: argparse.Namespace, config: EngineConfig) -> tuple:
+    """(DiT, text encoder, decoder, notice or None) for a preset (random) or a checkpoint path."""
+    if args.model in PRESETS:
+        model = random_model(config.model, seed=0, dtype=config.torch_dtype, device=config.device)
+        return (model, HashingTextEncoder(config.model.text_dim, config.model.text_len),
+                LatentPreviewDecoder(config.model.in_dim, config.vae_stride, seed=args.seed), RANDOM_WEIGHTS_NOTICE)
+    loaded = load_model(args.model, args.family, args.wan_dir, config.torch_dtype, config.device)
+    if loaded.vae is None:
+        m = loaded.dit.config
+        return (loaded.dit, HashingTextEncoder(m.text_dim, m.text_len),
+                LatentPreviewDecoder(m.in_dim, config.vae_stride, seed=args.seed), PLACEHOLDER_NOTICE)
+    return loaded.dit, loaded.text_encoder, VAEFrameDecoder(loaded.vae), None
 
 
 def generate(args: argparse.Namespace) -> int:
-    config = _engine_config(args)
-    print(RANDOM_WEIGHTS_NOTICE, file=sys.stderr)
-    decoder = LatentPreviewDecoder(config.model.in_dim, config.vae_stride, seed=args.seed)
-    latent_frames = decoder.latent_frames(args.frames)
-    _check_block_layout(config, decoder, args.frames, latent_frames)
+    base = preset(args.model) if args.model in PRESETS else ModelConfig()
+    config = _engine_config(args, base)
+    latent_frames = _latent_frames(config, args.frames)  # fail fast, before loading weights
     request = GenerationRequest(latent_frames, prompt=args.prompt, seed=args.seed)
-    model = random_model(config.model, seed=0, dtype=config.torch_dtype, device=config.device)
-    engine = Engine(config, model, HashingTextEncoder(config.model.text_dim, config.model.text_len), decoder)
+    model, text_encoder, decoder, notice = _components(args, config)
+    if notice:
+        print(notice, file=sys.stderr)
+    config = dataclasses.replace(config, model=model.config)
+    engine = Engine(config, model, text_encoder, decoder)
     start = time.perf_counter()
     bar = tqdm(total=args.frames, unit="frame", disable=args.quiet or not sys.stderr.isatty())
     with Mp4Writer(args.out, fps=args.fps) as writer:
@@ -129,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return generate(args)
-    except ValueError as err:
+    except ValueError as err:  # includes CheckpointError
         parser.exit(2, f"worldcast: error: {err}\n")
 
 

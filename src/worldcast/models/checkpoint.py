@@ -21,6 +21,13 @@ class CheckpointError(ValueError):
     """A checkpoint that does not fit: missing, unexpected or mis-shaped keys, unreadable files."""
 
 
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: cannot read JSON ({err})") from err
+
+
 def read_safetensors(path: Path) -> StateDict:
     """One ``.safetensors`` file, or every shard listed by a ``*.safetensors.index.json``."""
     if path.name.endswith(".index.json"):

@@ -1,6 +1,11 @@
-"""Named model architectures and random-weight construction."""
+"""Named model architectures, sampling families, random-weight construction and loading
+real checkpoints with everything they need (text encoder, VAE)."""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -38,3 +43,65 @@ def random_model(config: ModelConfig, seed: int = 0, dtype: torch.dtype = torch.
         torch.manual_seed(seed)
         model = CausalWanDiT(config)
     return model.to(device).to_inference_dtype(dtype).eval().requires_grad_(False)
+
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    dit: CausalWanDiT
+    text_encoder: object | None  # UMT5TextEncoder
+    vae: object | None  # WanVAE
+    family: str
+
+
+def guess_family(path: Path) -> str:
+    return "causvid" if "causvid" in str(path).lower() else "self_forcing"
+
+
+def _wan_dir_config(wan_dir: Path | None) -> ModelConfig | None:
+    from worldcast.models.checkpoint import read_json
+    from worldcast.models.wan.loading import model_config_from_wan_json
+    if wan_dir is None or not (wan_dir / "config.json").exists():
+        return None
+    return model_config_from_wan_json(read_json(wan_dir / "config.json"))
+
+
+def load_model(path: str | Path, family: str | None = None, wan_dir: str | Path | None = None,
+               dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> LoadedModel:
+    """A DiT from ``path`` plus the VAE and umT5 encoder found in ``wan_dir`` (the Wan2.1
+    directory the checkpoint was trained from), or in ``path`` itself when it is a Wan2.1 or
+    diffusers directory."""
+    from worldcast.models.wan.loading import (
+        WAN_T5_FILE,
+        WAN_TOKENIZER_DIR,
+        WAN_VAE_FILE,
+        detect_dit_layout,
+        load_dit,
+        load_vae,
+    )
+    from worldcast.models.wan.text import UMT5TextEncoder
+
+    path = Path(path)
+    layout = detect_dit_layout(path)
+    family = family or guess_family(path)
+    if family not in SCHEDULES:
+        raise ValueError(f"family: unknown {family!r}; accepted: {sorted(SCHEDULES)}")
+    base = Path(wan_dir) if wan_dir else (path if layout in ("wan", "diffusers") else None)
+    if layout in ("wan", "diffusers") and wan_dir is None:
+        log.warning("%s is a %s directory: the released Wan2.1 T2V weights are a bidirectional 50-step "
+                    "model, not a causal few-step one; pass a Self-Forcing or CausVid checkpoint with "
+                    "--wan-dir for meaningful video", path, layout)
+    dit = load_dit(path, _wan_dir_config(base), dtype=dtype, device=device)
+    if base is None:
+        return LoadedModel(dit, None, None, family)
+    if (base / WAN_VAE_FILE).exists():
+        vae = load_vae(base / WAN_VAE_FILE, device=device)
+        text = UMT5TextEncoder.load(base / WAN_T5_FILE, base / WAN_TOKENIZER_DIR, dit.config.text_len)
+    elif (base / "vae").is_dir():
+        vae = load_vae(base / "vae", device=device)
+        text = UMT5TextEncoder.load(base / "text_encoder", base / "tokenizer", dit.config.text_len)
+    else:
+        raise ValueError(f"wan_dir: {base} holds neither {WAN_VAE_FILE} (Wan2.1 layout) nor vae/ (diffusers)")
+    return LoadedModel(dit, text, vae, family)

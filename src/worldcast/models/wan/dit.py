@@ -125,9 +125,10 @@ def rope_axis_dims(head_dim: int) -> tuple[int, int, int]:
 
 
 def rope_angles(max_positions: int, pairs: int, theta: float) -> torch.Tensor:
-    """(max_positions, pairs) float64 angles p * theta^(-2i / (2 * pairs))."""
-    inv = 1.0 / torch.pow(theta, torch.arange(0, 2 * pairs, 2, dtype=torch.float64) / (2 * pairs))
-    return torch.outer(torch.arange(max_positions, dtype=torch.float64), inv)
+    """(max_positions, pairs) float64 angles p * theta^(-2i / (2 * pairs)), on the CPU (also when
+    the model is built on the meta device for loading)."""
+    inv = 1.0 / torch.pow(theta, torch.arange(0, 2 * pairs, 2, dtype=torch.float64, device="cpu") / (2 * pairs))
+    return torch.outer(torch.arange(max_positions, dtype=torch.float64, device="cpu"), inv)
 
 
 @dataclass(frozen=True)

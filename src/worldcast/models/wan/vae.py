@@ -410,3 +410,25 @@ class WanVAE(nn.Module):
         mu = self.conv1(out)[:, : self.config.z_dim].float()
         mean, std = self.latent_stats.to(mu.device)
         return (mu - mean) * (1.0 / std)  # Wan's exact form
+
+
+class VAEFrameDecoder:
+    """The engine's decoder: one session's latent blocks -> uint8 RGB frames, streaming."""
+
+    def __init__(self, vae: WanVAE) -> None:
+        self.vae = vae
+
+    def pixel_frames(self, latent_frames: int) -> int:
+        return self.vae.pixel_frames(latent_frames)
+
+    def latent_frames(self, pixel_frames: int) -> int:
+        return self.vae.latent_frames(pixel_frames)
+
+    def new_state(self) -> DecodeState:
+        return self.vae.new_decode_state()
+
+    def decode_block(self, latents: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        """(C, f, h, w) latents -> (n, H, W, 3) uint8 frames."""
+        weight = self.vae.conv2.weight
+        pixels = self.vae.decode_block(latents[None].to(weight.device), state)[0]  # (3, n, H, W)
+        return ((pixels + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0).cpu()
