@@ -103,3 +103,57 @@ def test_bad_checkpoint_path_exits_2(tmp_path, capsys):
         main(["generate", "--model", str(tmp_path / "missing.pt"), "--prompt", "x", "--out", str(tmp_path / "v.mp4")])
     assert exit_info.value.code == 2
     assert "missing.pt: no such file or directory" in capsys.readouterr().err
+
+
+def _write_png(path, array):
+    import struct
+    import zlib
+    h, w, _ = array.shape
+    raw = b"".join(b"\x00" + array[i].tobytes() for i in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def sf_checkpoint(tmp_path):
+    import torch
+    dit = _tiny_wan_dir(tmp_path / "wan")
+    torch.save({"generator_ema": {f"model.{k}": v for k, v in dit.state_dict().items()}}, tmp_path / "sf.pt")
+    return ["--model", str(tmp_path / "sf.pt"), "--wan-dir", str(tmp_path / "wan"), "--dtype", "float32",
+            "--height", "32", "--width", "48", "--prompt", "a red fox"]
+
+
+def test_image_to_video(tmp_path, sf_checkpoint, capsys):
+    import numpy as np
+    image = np.zeros((60, 100, 3), dtype=np.uint8)
+    image[:, :50] = (255, 0, 0)
+    _write_png(tmp_path / "first.png", image)
+    out = tmp_path / "i2v.mp4"
+    assert main(["generate", *sf_checkpoint, "--image", str(tmp_path / "first.png"), "--frames", "13",
+                 "--out", str(out)]) == 0
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=0))) == 13  # 1 latent (the image) + 3 generated latents
+
+
+def test_video_extension(tmp_path, sf_checkpoint):
+    import torch
+
+    from worldcast.streaming.mp4 import Mp4Writer
+    with Mp4Writer(tmp_path / "prefix.mp4", fps=16) as writer:
+        writer.write(torch.randint(0, 255, (20, 32, 48, 3), dtype=torch.uint8))
+    out = tmp_path / "ext.mp4"
+    assert main(["generate", *sf_checkpoint, "--video", str(tmp_path / "prefix.mp4"), "--frames", "33",
+                 "--out", str(out)]) == 0
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=0))) == 33  # 9 prefix frames (3 latents) + 24 generated
+
+
+def test_image_needs_the_vae(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--prompt", "x", "--image", str(tmp_path / "x.png"), "--frames", "13",
+              "--out", str(tmp_path / "v.mp4")])
+    assert "image/video: encoding needs the Wan VAE" in capsys.readouterr().err

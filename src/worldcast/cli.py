@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from worldcast import __version__
@@ -18,6 +19,7 @@ from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
 from worldcast.models.registry import PRESETS, SCHEDULES, guess_family, load_model, preset, random_model
 from worldcast.models.wan.vae import VAEFrameDecoder
+from worldcast.streaming.frames import fit_frames, read_frames
 from worldcast.streaming.mp4 import Mp4Writer
 
 log = logging.getLogger("worldcast")
@@ -49,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate a video and write it as MP4")
     gen.add_argument("--prompt", required=True, help="text prompt")
     gen.add_argument("--frames", type=int, default=33,
-                     help="pixel frames, 1 + 4k (33 -> 9 latent frames = 3 blocks of 3)")
+                     help="pixel frames of the output video, 1 + 4k (33 -> 9 latent frames = 3 blocks of 3); "
+                          "with --image or --video, including the given frames")
+    start = gen.add_mutually_exclusive_group()
+    start.add_argument("--image", type=Path, default=None,
+                       help="image-to-video: this image is the first frame (implies --independent-first-frame)")
+    start.add_argument("--video", type=Path, default=None,
+                       help="video extension: the video's first frames are encoded and continued")
     gen.add_argument("--out", type=Path, default=Path("out/video.mp4"), help="output MP4 path")
     gen.add_argument("--model", default="tiny",
                      help=f"a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 or diffusers directory) or a "
@@ -124,15 +132,54 @@ def _components(args: argparse.Namespace, config: EngineConfig) -> tuple:
     return loaded.dit, loaded.text_encoder, VAEFrameDecoder(loaded.vae), None
 
 
+def _prefix_frames(config: EngineConfig, total_latent: int, available_pixel: int) -> int:
+    """Latent frames of the given video to keep: the most that fit whole blocks, leave room for
+    at least one generated block, and exist in the file."""
+    stride = config.vae_stride[0]
+    for latent in range(total_latent - config.frames_per_block, 0, -1):
+        if 1 + stride * (latent - 1) > available_pixel:
+            continue
+        try:
+            config.block_sizes(latent)
+        except ValueError:
+            continue
+        if (total_latent - latent) % config.frames_per_block == 0:
+            return latent
+    raise ValueError(f"video: {available_pixel} frame(s) given; no prefix length fits --frames with blocks of "
+                     f"{config.frames_per_block} latent frames after it")
+
+
+def _prefix_latents(args: argparse.Namespace, config: EngineConfig, decoder: object,
+                    total_latent: int) -> torch.Tensor | None:
+    """Encode --image / --video with the VAE: (C, P, h, w) normalised latents, or None."""
+    if args.image is None and args.video is None:
+        return None
+    if not isinstance(decoder, VAEFrameDecoder):
+        raise ValueError("image/video: encoding needs the Wan VAE; load a checkpoint with --wan-dir")
+    stride = config.vae_stride[0]
+    if args.image is not None:
+        pixels = fit_frames(read_frames(args.image, max_frames=1), config.height, config.width)
+    else:
+        frames = read_frames(args.video)
+        keep = _prefix_frames(config, total_latent, len(frames))
+        log.info("video: continuing its first %d frames", 1 + stride * (keep - 1))
+        pixels = fit_frames(frames[: 1 + stride * (keep - 1)], config.height, config.width)
+    return decoder.vae.encode(pixels.to(decoder.vae.conv1.weight.dtype))[0].cpu()
+
+
 def generate(args: argparse.Namespace) -> int:
     base = preset(args.model) if args.model in PRESETS else ModelConfig()
+    if args.image is not None:
+        args.independent_first_frame = True  # the image is its own first block
     config = _engine_config(args, base)
-    latent_frames = _latent_frames(config, args.frames)  # fail fast, before loading weights
-    request = GenerationRequest(latent_frames, prompt=args.prompt, seed=args.seed)
+    total_latent = _latent_frames(config, args.frames)  # fail fast, before loading weights
     model, text_encoder, decoder, notice = _components(args, config)
     if notice:
         print(notice, file=sys.stderr)
     config = dataclasses.replace(config, model=model.config)
+    prefix = _prefix_latents(args, config, decoder, total_latent)
+    generated = total_latent - (0 if prefix is None else prefix.shape[1])
+    request = GenerationRequest(generated, prompt=args.prompt, seed=args.seed, prefix_latents=prefix)
     engine = Engine(config, model, text_encoder, decoder)
     start = time.perf_counter()
     bar = tqdm(total=args.frames, unit="frame", disable=args.quiet or not sys.stderr.isatty())

@@ -200,6 +200,14 @@ class EngineConfig:
             )
         return head + [self.frames_per_block] * (n // self.frames_per_block)
 
+    def continuation_block_sizes(self, num_latent_frames: int) -> list[int]:
+        """Blocks generated after a committed prefix: whole blocks of ``frames_per_block``."""
+        _positive_int(num_latent_frames, "num_latent_frames")
+        if num_latent_frames % self.frames_per_block:
+            raise ValueError(f"num_latent_frames: {num_latent_frames} latent frames after a prefix do not fill "
+                             f"whole blocks of {self.frames_per_block}")
+        return [self.frames_per_block] * (num_latent_frames // self.frames_per_block)
+
     def _valid_frame_counts(self) -> str:
         first = 1 if self.independent_first_frame else 0
         return ", ".join(str(first + k * self.frames_per_block) for k in range(1, 5))

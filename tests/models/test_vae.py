@@ -120,3 +120,7 @@ def test_causal_state_matches_whole_sequence_formulation():
     with torch.inference_mode():
         reference = _whole_decode(vae, z)
     torch.testing.assert_close(vae.decode(z), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_encode_a_single_image():
+    assert tiny_vae().encode(torch.rand(1, 3, 1, 16, 16) * 2 - 1).shape == (1, 4, 1, 2, 2)

@@ -74,20 +74,35 @@ class Engine:
 
     # -- public API -----------------------------------------------------------------------------
     def add_request(self, request: GenerationRequest) -> int:
-        block_sizes = self.config.block_sizes(request.num_latent_frames)
+        prefix_sizes, block_sizes = self._layout(request)
         self._validate(request)
         text = self._text_context(request)
         request_id = next(self._ids)
         pages = None
+        total_frames = sum(prefix_sizes) + sum(block_sizes)
         if self.config.attention == "cache":
-            self._ensure_capacity(request.num_latent_frames)
+            self._ensure_capacity(total_frames)
             pages = PageTable(self.pool)
         m = self.config.model
         self.sessions[request_id] = Session(
-            request_id, request, block_sizes, (m.in_dim, self.config.latent_height, self.config.latent_width),
-            text, pages, self.decoder.new_state() if self.decoder and request.decode else None)
-        self.scheduler.add(request_id, request.num_latent_frames if pages is not None else 0)
+            request_id, request, prefix_sizes + block_sizes,
+            (m.in_dim, self.config.latent_height, self.config.latent_width),
+            text, pages, self.decoder.new_state() if self.decoder and request.decode else None,
+            prefix_blocks=len(prefix_sizes))
+        self.scheduler.add(request_id, total_frames if pages is not None else 0)
         return request_id
+
+    def _layout(self, request: GenerationRequest) -> tuple[list[int], list[int]]:
+        """(prefix blocks, generated blocks); the first block of the video follows the
+        independent-first-frame rule whether it is given or generated."""
+        if request.prefix_latents is None:
+            return [], self.config.block_sizes(request.num_latent_frames)
+        prefix = request.prefix_latents.shape[1]
+        try:
+            prefix_sizes = self.config.block_sizes(prefix)
+        except ValueError as err:
+            raise ValueError(f"prefix_latents: {err}") from None
+        return prefix_sizes, self.config.continuation_block_sizes(request.num_latent_frames)
 
     def step(self) -> list[BlockOutput]:
         """Run one block of one session; returns its output (empty when idle)."""
@@ -129,7 +144,7 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------------
     def _run(self, session: Session) -> BlockOutput:
-        block_index, frame_start = session.next_block, session.frames_done
+        block_index, frame_start, is_prefix = session.next_block, session.frames_done, session.in_prefix
         result = self.runner.run_block(session)
         latents = result.latents[0].float().cpu()
         timings = dict(result.timings)
@@ -142,7 +157,7 @@ class Engine:
         if session.finished:
             self._finish(session)
         return BlockOutput(session.request_id, block_index, frame_start, latents, frames, timings,
-                           is_last=session.finished)
+                           is_last=session.finished, is_prefix=is_prefix)
 
     def _finish(self, session: Session) -> None:
         self.scheduler.remove(session.request_id)
@@ -163,11 +178,19 @@ class Engine:
             if dim != cfg.model.text_dim or tokens > cfg.model.text_len:
                 raise ValueError(f"prompt_embeds: expected (tokens <= {cfg.model.text_len}, "
                                  f"{cfg.model.text_dim}), got {(tokens, dim)}")
+        if request.prefix_latents is not None:
+            C, _, h, w = request.prefix_latents.shape
+            expected = (cfg.model.in_dim, cfg.latent_height, cfg.latent_width)
+            if (C, h, w) != expected:
+                raise ValueError(f"prefix_latents: expected (C, frames, h, w) with (C, h, w) = {expected}, got "
+                                 f"{tuple(request.prefix_latents.shape)}")
         if request.prompt is not None and self.text_encoder is None:
             raise ValueError("prompt: this engine has no text encoder; pass prompt_embeds instead")
-        if request.num_latent_frames > cfg.model.rope_max_positions:
-            raise ValueError(f"num_latent_frames: at most {cfg.model.rope_max_positions} "
-                             f"(ModelConfig.rope_max_positions), got {request.num_latent_frames}")
+        prefix = 0 if request.prefix_latents is None else request.prefix_latents.shape[1]
+        if prefix + request.num_latent_frames > cfg.model.rope_max_positions:
+            raise ValueError(f"num_latent_frames: prefix plus generated frames must be at most "
+                             f"{cfg.model.rope_max_positions} (ModelConfig.rope_max_positions), got "
+                             f"{prefix + request.num_latent_frames}")
 
     def _text_context(self, request: GenerationRequest) -> TextContext:
         if request.prompt_embeds is not None:

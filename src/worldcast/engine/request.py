@@ -16,6 +16,11 @@ class GenerationRequest:
     ``step_noise`` (num_steps - 1, C, F, h, w) the noise drawn when re-noising between steps,
     so a run can be matched number for number against another implementation; otherwise both
     are drawn per block from a CPU generator seeded with ``seed``.
+
+    ``prefix_latents`` (C, P, h, w) are normalised VAE latents committed to the cache before
+    generation starts — the encoded first frame for image-to-video, an encoded video for video
+    extension. They come back as the first (``is_prefix``) blocks; ``num_latent_frames`` counts
+    the frames generated after them, and ``noise`` covers only those.
     """
 
     num_latent_frames: int
@@ -25,6 +30,7 @@ class GenerationRequest:
     noise: torch.Tensor | None = None
     step_noise: torch.Tensor | None = None
     decode: bool = True
+    prefix_latents: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.num_latent_frames
@@ -39,6 +45,9 @@ class GenerationRequest:
                              f"token, got shape {tuple(self.prompt_embeds.shape)}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if self.prefix_latents is not None and (self.prefix_latents.ndim != 4 or self.prefix_latents.shape[1] == 0):
+            raise ValueError(f"prefix_latents: expected a (C, frames, h, w) tensor with at least one frame, "
+                             f"got shape {tuple(self.prefix_latents.shape)}")
         if self.step_noise is not None and self.noise is None:
             raise ValueError("step_noise: only meaningful together with noise")
 
@@ -54,6 +63,7 @@ class BlockOutput:
     frames: torch.Tensor | None  # (n, H, W, 3) uint8 when a decoder ran
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     is_last: bool = False
+    is_prefix: bool = False  # a committed prefix block (image / video given), not generated
 
 
 @dataclass

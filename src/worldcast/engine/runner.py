@@ -43,6 +43,8 @@ class Runner:
 
     @torch.inference_mode()
     def run_block(self, session: Session) -> BlockResult:
+        if session.in_prefix:
+            return self._commit_prefix(session)
         device, dtype = self.model.device, self.model.dtype
         initial, step_noise = session.block_noise(self.schedule.num_steps)
         x = initial.to(device, dtype)
@@ -55,6 +57,16 @@ class Runner:
             if t_next is not None:
                 x = self.schedule.add_noise(x0, step_noise[index].to(device, dtype), t_next)
             timings[f"step_{index}"] = time.perf_counter() - start
+        if session.pages is not None:
+            start = time.perf_counter()
+            self._forward(session, x0, self.schedule.config.context_noise)
+            timings["commit"] = time.perf_counter() - start
+        return BlockResult(x0, timings)
+
+    def _commit_prefix(self, session: Session) -> BlockResult:
+        """A given (not generated) block: only the commit pass, writing its keys/values."""
+        x0 = session.prefix_block().to(self.model.device, self.model.dtype)
+        timings = {}
         if session.pages is not None:
             start = time.perf_counter()
             self._forward(session, x0, self.schedule.config.context_noise)

@@ -20,6 +20,7 @@ class Session:
     text: TextContext
     pages: PageTable | None  # None in recompute mode
     decoder_state: object | None = None
+    prefix_blocks: int = 0  # leading blocks committed from request.prefix_latents
     next_block: int = 0
     frames_done: int = 0
     # Earlier blocks' clean latents (1, C, f, h, w), kept only in recompute mode (no pages).
@@ -38,6 +39,19 @@ class Session:
         return self.next_block == len(self.block_sizes)
 
     @property
+    def prefix_frames(self) -> int:
+        return sum(self.block_sizes[: self.prefix_blocks])
+
+    @property
+    def in_prefix(self) -> bool:
+        return self.next_block < self.prefix_blocks
+
+    def prefix_block(self) -> torch.Tensor:
+        """The current prefix block's latents (1, C, f, h, w), on CPU."""
+        start, f = self.frames_done, self.current_block_frames
+        return self.request.prefix_latents[None, :, start:start + f]
+
+    @property
     def current_block_frames(self) -> int:
         return self.block_sizes[self.next_block]
 
@@ -53,7 +67,7 @@ class Session:
         do not depend on how long it is.
         """
         C, h, w = self.latent_shape
-        start, f = self.frames_done, self.current_block_frames
+        start, f = self.frames_done - self.prefix_frames, self.current_block_frames
         if self.request.noise is not None:
             initial = self.request.noise[None, :, start:start + f]
             if self.request.step_noise is not None:

@@ -405,7 +405,9 @@ class WanVAE(nn.Module):
         self.latent_frames(T)  # validates 1 + 4k
         state = CausalState.empty(self._encoder_slots)
         dtype = self.conv1.weight.dtype
-        chunks = [video[:, :, :1]] + list(video[:, :, 1:].split(self.temporal_stride, dim=2))
+        chunks = [video[:, :, :1]]
+        if T > 1:
+            chunks += list(video[:, :, 1:].split(self.temporal_stride, dim=2))
         out = torch.cat([self.encoder(c.to(dtype), state) for c in chunks], dim=2)
         mu = self.conv1(out)[:, : self.config.z_dim].float()
         mean, std = self.latent_stats.to(mu.device)
