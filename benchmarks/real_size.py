@@ -1,7 +1,7 @@
 """One 3-latent-frame block at 480x832 through a Wan2.1-1.3B-sized DiT and the full-size Wan VAE.
 
 Random weights (no downloads): the point is time per stage and memory at the real size, on
-this CPU, in bf16 (the VAE in float32, as Wan runs it). Prompt embeddings are random
+this CPU, the DiT in bf16, the VAE in float32 as Wan runs it (or --vae-dtype bfloat16). Prompt embeddings are random
 (tokens x 4096) in place of umT5-XXL, whose 5.7B-parameter encoder is not part of the block loop.
 
     .venv/bin/python benchmarks/real_size.py            # ~5-10 minutes on 2 cores
@@ -59,6 +59,7 @@ def main() -> None:
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--width", type=int, default=832)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--vae-dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--json")
     args = p.parse_args()
     sampler = RSSSampler()
@@ -68,7 +69,7 @@ def main() -> None:
         start = time.perf_counter()
         model_config = preset("wan2.1-t2v-1.3b")
         dit = random_model(model_config, dtype=torch.bfloat16)
-        vae = WanVAE().eval()
+        vae = WanVAE().eval().to(getattr(torch, args.vae_dtype)).to_channels_last()
         times["build DiT + VAE"] = time.perf_counter() - start
     config = EngineConfig(model=model_config, height=args.height, width=args.width, dtype="bfloat16",
                           compile=args.compile)
@@ -84,8 +85,8 @@ def main() -> None:
         total = time.perf_counter() - start
     sampler.stop()
     times.update(block.timings)
-    print(f"Wan2.1-1.3B-sized DiT (bf16) + Wan VAE (fp32), {args.width}x{args.height}, one block of 3 latent "
-          f"frames -> {len(block.frames)} pixel frames, {config.tokens_per_frame} tokens/frame, "
+    print(f"Wan2.1-1.3B-sized DiT (bf16) + Wan VAE ({args.vae_dtype}), {args.width}x{args.height}, "
+          f"one block of 3 latent frames -> {len(block.frames)} pixel frames, {config.tokens_per_frame} tokens/frame, "
           f"threads={torch.get_num_threads()}, compile={args.compile}")
     for stage, seconds in times.items():
         print(f"  {stage:<40} {seconds:8.2f} s")

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from worldcast import __version__
-from worldcast.config import DTYPES, CacheConfig, EngineConfig, ModelConfig
+from worldcast.config import DTYPES, CacheConfig, EngineConfig, ModelConfig, resolve_dtype
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="paged KV cache, or the no-cache baseline that recomputes the past")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
+    gen.add_argument("--vae-dtype", default="float32", choices=sorted(DTYPES),
+                     help="VAE precision (Wan decodes in float32; bfloat16 is ~3x faster on CPU)")
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--compile", action="store_true",
                      help="torch.compile the DiT blocks (slow first block, faster after)")
@@ -124,7 +126,8 @@ def _components(args: argparse.Namespace, config: EngineConfig) -> tuple:
         model = random_model(config.model, seed=0, dtype=config.torch_dtype, device=config.device)
         return (model, HashingTextEncoder(config.model.text_dim, config.model.text_len),
                 LatentPreviewDecoder(config.model.in_dim, config.vae_stride, seed=args.seed), RANDOM_WEIGHTS_NOTICE)
-    loaded = load_model(args.model, args.family, args.wan_dir, config.torch_dtype, config.device)
+    loaded = load_model(args.model, args.family, args.wan_dir, config.torch_dtype, config.device,
+                        resolve_dtype(args.vae_dtype, "vae_dtype"))
     if loaded.vae is None:
         m = loaded.dit.config
         return (loaded.dit, HashingTextEncoder(m.text_dim, m.text_len),

@@ -229,4 +229,5 @@ def test_vae_from_wan_pth_and_diffusers_folder(tmp_path):
     z = torch.randn(1, 16, 3, 2, 2)
     expected = vae.decode(z)
     for source in (tmp_path / "Wan2.1_VAE.pth", tmp_path, diffusers):
-        torch.testing.assert_close(load_vae(source).decode(z), expected, atol=0, rtol=0)
+        # Loaded VAEs store weights channels-last on CPU: same function, another summation order.
+        torch.testing.assert_close(load_vae(source).decode(z), expected, atol=1e-5, rtol=1e-5)

@@ -69,7 +69,8 @@ def _wan_dir_config(wan_dir: Path | None) -> ModelConfig | None:
 
 
 def load_model(path: str | Path, family: str | None = None, wan_dir: str | Path | None = None,
-               dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> LoadedModel:
+               dtype: torch.dtype = torch.bfloat16, device: str = "cpu",
+               vae_dtype: torch.dtype = torch.float32) -> LoadedModel:
     """A DiT from ``path`` plus the VAE and umT5 encoder found in ``wan_dir`` (the Wan2.1
     directory the checkpoint was trained from), or in ``path`` itself when it is a Wan2.1 or
     diffusers directory."""
@@ -97,10 +98,10 @@ def load_model(path: str | Path, family: str | None = None, wan_dir: str | Path 
     if base is None:
         return LoadedModel(dit, None, None, family)
     if (base / WAN_VAE_FILE).exists():
-        vae = load_vae(base / WAN_VAE_FILE, device=device)
+        vae = load_vae(base / WAN_VAE_FILE, dtype=vae_dtype, device=device)
         text = UMT5TextEncoder.load(base / WAN_T5_FILE, base / WAN_TOKENIZER_DIR, dit.config.text_len)
     elif (base / "vae").is_dir():
-        vae = load_vae(base / "vae", device=device)
+        vae = load_vae(base / "vae", dtype=vae_dtype, device=device)
         text = UMT5TextEncoder.load(base / "text_encoder", base / "tokenizer", dit.config.text_len)
     else:
         raise ValueError(f"wan_dir: {base} holds neither {WAN_VAE_FILE} (Wan2.1 layout) nor vae/ (diffusers)")

@@ -303,4 +303,5 @@ def load_vae(path: str | Path, dtype: torch.dtype = torch.float32,
         config = vae_config_from_state_dict(state)
     vae = WanVAE(config)
     load_into(vae, state, str(path))
-    return vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    vae = vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return vae.to_channels_last() if torch.device(device).type == "cpu" else vae

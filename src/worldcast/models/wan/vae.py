@@ -351,6 +351,16 @@ class WanVAE(nn.Module):
         stats = torch.tensor([config.latent_mean, config.latent_std], dtype=torch.float32)
         self.register_buffer("latent_stats", stats.view(2, 1, config.z_dim, 1, 1, 1), persistent=False)
 
+    def to_channels_last(self) -> WanVAE:
+        """Store conv weights channels-last: oneDNN's fastest CPU convolution layout (about 1.1x
+        in float32 and 1.5x in bfloat16 on our CPU; same function, different summation order)."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
+            elif isinstance(module, nn.Conv2d):
+                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+        return self
+
     @property
     def temporal_stride(self) -> int:
         return self.config.temporal_stride
