@@ -49,7 +49,7 @@ def test_streamed_decode_equals_decode_at_once_with_vae_frame_counts():
     blocks = [vae.decode_block(z[:, :, i:i + 3], state) for i in range(0, 21, 3)]
     assert [b.shape[2] for b in blocks] == [9] + [12] * 6
     torch.testing.assert_close(torch.cat(blocks, dim=2), full, atol=1e-6, rtol=1e-6)
-    assert (state.latent_frames, state.pixel_frames) == (21, 81)
+    assert (state.latent_frames, state.pixel_frames) == (21, 81) == (21, vae.pixel_frames(21))
 
 
 def test_decoding_each_block_with_a_fresh_state_is_not_the_same():

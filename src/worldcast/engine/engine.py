@@ -92,18 +92,6 @@ class Engine:
         self.scheduler.add(request_id, total_frames if pages is not None else 0)
         return request_id
 
-    def _layout(self, request: GenerationRequest) -> tuple[list[int], list[int]]:
-        """(prefix blocks, generated blocks); the first block of the video follows the
-        independent-first-frame rule whether it is given or generated."""
-        if request.prefix_latents is None:
-            return [], self.config.block_sizes(request.num_latent_frames)
-        prefix = request.prefix_latents.shape[1]
-        try:
-            prefix_sizes = self.config.block_sizes(prefix)
-        except ValueError as err:
-            raise ValueError(f"prefix_latents: {err}") from None
-        return prefix_sizes, self.config.continuation_block_sizes(request.num_latent_frames)
-
     def step(self) -> list[BlockOutput]:
         """Run one block of one session; returns its output (empty when idle)."""
         for request_id in self.scheduler.admit():
@@ -143,6 +131,18 @@ class Engine:
         session.release()
 
     # -- internals ------------------------------------------------------------------------------
+    def _layout(self, request: GenerationRequest) -> tuple[list[int], list[int]]:
+        """(prefix blocks, generated blocks); the first block of the video follows the
+        independent-first-frame rule whether it is given or generated."""
+        if request.prefix_latents is None:
+            return [], self.config.block_sizes(request.num_latent_frames)
+        prefix = request.prefix_latents.shape[1]
+        try:
+            prefix_sizes = self.config.block_sizes(prefix)
+        except ValueError as err:
+            raise ValueError(f"prefix_latents: {err}") from None
+        return prefix_sizes, self.config.continuation_block_sizes(request.num_latent_frames)
+
     def _run(self, session: Session) -> BlockOutput:
         block_index, frame_start, is_prefix = session.next_block, session.frames_done, session.in_prefix
         result = self.runner.run_block(session)

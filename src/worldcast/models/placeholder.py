@@ -42,16 +42,6 @@ class LatentPreviewDecoder:
         gen = torch.Generator().manual_seed(seed)
         self.projection = torch.randn(3, latent_channels, generator=gen) / latent_channels**0.5
 
-    def pixel_frames(self, latent_frames: int) -> int:
-        return 1 + self.temporal_stride * (latent_frames - 1)
-
-    def latent_frames(self, pixel_frames: int) -> int:
-        """Inverse of ``pixel_frames``; ValueError when ``pixel_frames`` is not 1 + k * stride."""
-        if pixel_frames < 1 or (pixel_frames - 1) % self.temporal_stride:
-            raise ValueError(f"frames: {pixel_frames} is not 1 + {self.temporal_stride}k "
-                             f"(e.g. 1, {1 + self.temporal_stride}, {1 + 4 * self.temporal_stride}, 81)")
-        return 1 + (pixel_frames - 1) // self.temporal_stride
-
     def new_state(self) -> dict[str, bool]:
         return {"started": False}
 

@@ -430,12 +430,6 @@ class VAEFrameDecoder:
     def __init__(self, vae: WanVAE) -> None:
         self.vae = vae
 
-    def pixel_frames(self, latent_frames: int) -> int:
-        return self.vae.pixel_frames(latent_frames)
-
-    def latent_frames(self, pixel_frames: int) -> int:
-        return self.vae.latent_frames(pixel_frames)
-
     def new_state(self) -> DecodeState:
         return self.vae.new_decode_state()
 
