@@ -3,7 +3,7 @@ import torch
 
 from tiny import hf_to_wan_t5, tiny_umt5
 from worldcast.models.checkpoint import CheckpointError
-from worldcast.models.wan.text import UMT5TextEncoder, clean_prompt
+from worldcast.models.wan.text import TransformerTextEncoder, clean_prompt
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def test_clean_prompt_like_wan():
 
 def test_hf_folder_and_wan_pth_give_the_same_embeddings(saved):
     root, model, tokenizer = saved
-    hf = UMT5TextEncoder.load(root / "text_encoder", root / "tokenizer", text_len=16, dtype=torch.float32)
-    wan = UMT5TextEncoder.load(root / "models_t5_umt5-xxl-enc-bf16.pth", root / "tokenizer", text_len=16,
+    hf = TransformerTextEncoder.load_umt5(root / "text_encoder", root / "tokenizer", text_len=16, dtype=torch.float32)
+    wan = TransformerTextEncoder.load_umt5(root / "models_t5_umt5-xxl-enc-bf16.pth", root / "tokenizer", text_len=16,
                                dtype=torch.float32)
     a, b = hf.encode("a red fox in the snow"), wan.encode("a red fox in the snow")
     assert a.shape == (7, 32)  # six words and </s>, padding trimmed
@@ -39,11 +39,11 @@ def test_hf_folder_and_wan_pth_give_the_same_embeddings(saved):
 
 def test_long_prompts_are_truncated_to_text_len(saved):
     root, _, _ = saved
-    enc = UMT5TextEncoder.load(root / "text_encoder", root / "tokenizer", text_len=8, dtype=torch.float32)
+    enc = TransformerTextEncoder.load_umt5(root / "text_encoder", root / "tokenizer", text_len=8, dtype=torch.float32)
     assert enc.encode("a red fox " * 10).shape == (8, 32)
 
 
 def test_missing_tokenizer_is_a_clear_error(saved, tmp_path):
     root, _, _ = saved
     with pytest.raises(CheckpointError, match="tokenizer folder not found"):
-        UMT5TextEncoder.load(root / "text_encoder", tmp_path / "nope")
+        TransformerTextEncoder.load_umt5(root / "text_encoder", tmp_path / "nope")

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoadedModel:
     dit: CausalWanDiT
-    text_encoder: object | None  # UMT5TextEncoder
+    text_encoder: object | None  # TransformerTextEncoder
     vae: object | None  # WanVAE
     family: str
 
@@ -82,7 +82,7 @@ def load_model(path: str | Path, family: str | None = None, wan_dir: str | Path 
         load_dit,
         load_vae,
     )
-    from worldcast.models.wan.text import UMT5TextEncoder
+    from worldcast.models.wan.text import TransformerTextEncoder
 
     path = Path(path)
     layout = detect_dit_layout(path)
@@ -99,10 +99,10 @@ def load_model(path: str | Path, family: str | None = None, wan_dir: str | Path 
         return LoadedModel(dit, None, None, family)
     if (base / WAN_VAE_FILE).exists():
         vae = load_vae(base / WAN_VAE_FILE, dtype=vae_dtype, device=device)
-        text = UMT5TextEncoder.load(base / WAN_T5_FILE, base / WAN_TOKENIZER_DIR, dit.config.text_len)
+        text = TransformerTextEncoder.load_umt5(base / WAN_T5_FILE, base / WAN_TOKENIZER_DIR, dit.config.text_len)
     elif (base / "vae").is_dir():
         vae = load_vae(base / "vae", dtype=vae_dtype, device=device)
-        text = UMT5TextEncoder.load(base / "text_encoder", base / "tokenizer", dit.config.text_len)
+        text = TransformerTextEncoder.load_umt5(base / "text_encoder", base / "tokenizer", dit.config.text_len)
     else:
         raise ValueError(f"wan_dir: {base} holds neither {WAN_VAE_FILE} (Wan2.1 layout) nor vae/ (diffusers)")
     return LoadedModel(dit, text, vae, family)

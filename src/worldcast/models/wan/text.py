@@ -72,8 +72,9 @@ def umt5_config_from_wan_state(state: StateDict):
                       is_encoder_decoder=False, use_cache=False)
 
 
-class UMT5TextEncoder:
-    """``encode(prompt) -> (L, d_model)`` embeddings of the prompt's real tokens."""
+class TransformerTextEncoder:
+    """A Hugging Face encoder + tokenizer: ``encode(prompt) -> (L, d_model)``, the last hidden
+    states of the prompt's real tokens (padding masked out and trimmed)."""
 
     def __init__(self, model, tokenizer, text_len: int = 512, device: str | torch.device = "cpu") -> None:
         self.model = model.to(device).eval().requires_grad_(False)
@@ -82,8 +83,8 @@ class UMT5TextEncoder:
         self.device = torch.device(device)
 
     @classmethod
-    def load(cls, weights: str | Path, tokenizer: str | Path, text_len: int = 512,
-             dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu") -> UMT5TextEncoder:
+    def load_umt5(cls, weights: str | Path, tokenizer: str | Path, text_len: int = 512,
+             dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu") -> TransformerTextEncoder:
         """``weights``: a UMT5EncoderModel folder or Wan's ``.pth``; ``tokenizer``: a tokenizer folder."""
         from transformers import AutoTokenizer, UMT5EncoderModel
 
