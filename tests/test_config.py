@@ -9,6 +9,8 @@ from worldcast import CacheConfig, EngineConfig, ModelConfig, ScheduleConfig
     (dict(num_layers=0), "ModelConfig.num_layers"),
     (dict(patch_size=(2, 2, 2)), "ModelConfig.patch_size"),
     (dict(eps=0.0), "ModelConfig.eps"),
+    (dict(num_actions=-1), "ModelConfig.num_actions"),
+    (dict(actions_per_frame=0), "ModelConfig.actions_per_frame"),
 ])
 def test_model_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):

@@ -58,9 +58,15 @@ class ModelConfig:
     eps: float = 1e-6
     rope_theta: float = 10000.0
     rope_max_positions: int = 1024
+    # Action conditioning (0 = none, as in Wan2.1): each latent frame is conditioned on the
+    # ``actions_per_frame`` discrete actions taken since the previous latent frame.
+    num_actions: int = 0
+    actions_per_frame: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_dim",
+        if not isinstance(self.num_actions, int) or self.num_actions < 0:
+            raise ValueError(f"ModelConfig.num_actions: must be a non-negative integer, got {self.num_actions!r}")
+        for name in ("actions_per_frame", "dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_dim",
                      "text_len", "in_dim", "out_dim", "rope_max_positions"):
             _positive_int(getattr(self, name), f"ModelConfig.{name}")
         _require(self.dim % self.num_heads == 0, "ModelConfig.num_heads",

@@ -88,7 +88,7 @@ class Engine:
             request_id, request, prefix_sizes + block_sizes,
             (m.in_dim, self.config.latent_height, self.config.latent_width),
             text, pages, self.decoder.new_state() if self.decoder and request.decode else None,
-            prefix_blocks=len(prefix_sizes))
+            prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames))
         self.scheduler.add(request_id, total_frames if pages is not None else 0)
         return request_id
 
@@ -142,6 +142,25 @@ class Engine:
         except ValueError as err:
             raise ValueError(f"prefix_latents: {err}") from None
         return prefix_sizes, self.config.continuation_block_sizes(request.num_latent_frames)
+
+    def _action_groups(self, request: GenerationRequest, latent_frames: int) -> torch.Tensor | None:
+        """Per-pixel-frame actions -> (latent_frames, actions_per_frame) ids: latent frame j gets
+        the actions taken between latent frames j - 1 and j; frame 0 gets 'none' (id 0)."""
+        m = self.config.model
+        if request.actions is None:
+            return None
+        if not m.num_actions:
+            raise ValueError("actions: this model is not action-conditioned (ModelConfig.num_actions is 0)")
+        k = m.actions_per_frame
+        needed = k * (latent_frames - 1)
+        if len(request.actions) < needed:
+            raise ValueError(f"actions: {latent_frames} latent frames need at least {needed} per-pixel-frame "
+                             f"actions ({k} per latent frame after the first), got {len(request.actions)}")
+        if max(request.actions) >= m.num_actions:
+            raise ValueError(f"actions: ids must be below {m.num_actions} (ModelConfig.num_actions), "
+                             f"got {max(request.actions)}")
+        ids = torch.tensor(request.actions[:needed], dtype=torch.long).view(-1, k)
+        return torch.cat([torch.zeros(1, k, dtype=torch.long), ids])
 
     def _run(self, session: Session) -> BlockOutput:
         block_index, frame_start, is_prefix = session.next_block, session.frames_done, session.in_prefix

@@ -21,6 +21,10 @@ class GenerationRequest:
     generation starts — the encoded first frame for image-to-video, an encoded video for video
     extension. They come back as the first (``is_prefix``) blocks; ``num_latent_frames`` counts
     the frames generated after them, and ``noise`` covers only those.
+
+    ``actions`` (action-conditioned models) are one action id per pixel frame of the whole video,
+    prefix included; the action at pixel frame t moves the world from frame t to t + 1, so latent
+    frame j is conditioned on the actions between latent frames j - 1 and j.
     """
 
     num_latent_frames: int
@@ -31,6 +35,7 @@ class GenerationRequest:
     step_noise: torch.Tensor | None = None
     decode: bool = True
     prefix_latents: torch.Tensor | None = None
+    actions: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         n = self.num_latent_frames
@@ -48,6 +53,10 @@ class GenerationRequest:
         if self.prefix_latents is not None and (self.prefix_latents.ndim != 4 or self.prefix_latents.shape[1] == 0):
             raise ValueError(f"prefix_latents: expected a (C, frames, h, w) tensor with at least one frame, "
                              f"got shape {tuple(self.prefix_latents.shape)}")
+        if self.actions is not None:
+            object.__setattr__(self, "actions", tuple(self.actions))
+            if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in self.actions):
+                raise ValueError("actions: must be non-negative integer action ids")
         if self.step_noise is not None and self.noise is None:
             raise ValueError("step_noise: only meaningful together with noise")
 

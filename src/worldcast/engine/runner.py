@@ -80,8 +80,10 @@ class Runner:
         # Earlier frames are read-only context; this block's pages are rewritten by each pass,
         # so after the commit pass they hold the clean block's keys/values.
         kv = PagedKV(self.storage, *session.page_split())
-        timesteps = torch.full((1, x.shape[2]), t)
-        return self.model(x, timesteps, session.text, kv, frame_offset=session.frames_done)
+        f, start = x.shape[2], session.frames_done
+        timesteps = torch.full((1, f), t)
+        return self.model(x, timesteps, session.text, kv, frame_offset=start,
+                          actions=session.frame_actions(start, f))
 
     def _forward_recompute(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
         prefix = session.clean_latents
@@ -91,7 +93,8 @@ class Runner:
         mask = block_causal_mask(sizes, _tokens_per_frame(x, self.model), x.device) if prefix else None
         frames = torch.cat([*prefix, x], dim=2)
         timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
-        flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0)
+        flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0,
+                          actions=session.frame_actions(0, sum(sizes)))
         return flow[:, :, -f:]
 
 

@@ -21,6 +21,7 @@ class Session:
     pages: PageTable | None  # None in recompute mode
     decoder_state: object | None = None
     prefix_blocks: int = 0  # leading blocks committed from request.prefix_latents
+    actions: torch.Tensor | None = None  # (frames, actions_per_frame) action ids per latent frame
     next_block: int = 0
     frames_done: int = 0
     # Earlier blocks' clean latents (1, C, f, h, w), kept only in recompute mode (no pages).
@@ -45,6 +46,10 @@ class Session:
     @property
     def in_prefix(self) -> bool:
         return self.next_block < self.prefix_blocks
+
+    def frame_actions(self, start: int, count: int) -> torch.Tensor | None:
+        """Action ids (1, count, actions_per_frame) of latent frames start .. start + count - 1."""
+        return None if self.actions is None else self.actions[None, start:start + count]
 
     def prefix_block(self) -> torch.Tensor:
         """The current prefix block's latents (1, C, f, h, w), on CPU."""

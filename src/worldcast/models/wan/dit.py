@@ -14,6 +14,9 @@ loads with ``load_state_dict`` after stripping a wrapper prefix (see ``docs/chec
     blocks.N.ffn.{0,2}                   Linear(dim, ffn_dim) -> GELU(tanh) -> Linear(ffn_dim, dim)
     blocks.N.modulation                  (1, 6, dim)
     head.head, head.modulation           Linear(dim, out_dim * prod(patch)), (1, 2, dim)
+    action_embedding.{0,2}               (only with num_actions > 0, not in Wan) one-hot actions of a
+                                         latent frame -> Linear -> SiLU -> Linear(dim, dim), added to
+                                         the time embedding (so it modulates every block and the head)
 
 Precision: weights of the large linears are in the compute dtype; norms, modulation, the time
 MLP and the residual stream run in float32 (as Wan does under its float32 autocast regions).
@@ -35,7 +38,7 @@ from worldcast.config import ModelConfig
 from worldcast.models.attention import KVSource, LayerKV, attention
 
 FP32_PARAM_SUFFIXES = ("modulation", "norm3.weight", "norm3.bias", "norm_q.weight", "norm_k.weight")
-FP32_MODULES = ("time_embedding", "time_projection")
+FP32_MODULES = ("time_embedding", "time_projection", "action_embedding")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +279,9 @@ class CausalWanDiT(nn.Module):
         self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, cfg.dim), nn.SiLU(),
                                             nn.Linear(cfg.dim, cfg.dim))
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
+        if cfg.num_actions:
+            self.action_embedding = nn.Sequential(
+                nn.Linear(cfg.actions_per_frame * cfg.num_actions, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
         frame_pairs, h_pairs, w_pairs = rope_axis_dims(cfg.head_dim)
@@ -351,26 +357,34 @@ class CausalWanDiT(nn.Module):
         x = tokens.view(B, Fr, h, w, pt, ph, pw, self.config.out_dim)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(B, self.config.out_dim, Fr * pt, height, width)
 
-    def time_conditioning(self, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, F) timesteps -> e (B, F, dim) and e0 (B, F, 6, dim), float32."""
+    def time_conditioning(self, timesteps: torch.Tensor,
+                          actions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F) timesteps [and (B, F, actions_per_frame) action ids] -> e (B, F, dim) and
+        e0 (B, F, 6, dim), float32."""
         B, Fr = timesteps.shape
         sin = sinusoidal_embedding(timesteps.flatten(), self.config.freq_dim).to(self.device)
-        e = self.time_embedding(sin)
+        e = self.time_embedding(sin).view(B, Fr, -1)
+        if self.config.num_actions:
+            if actions is None:  # no action given: "none" (id 0) throughout
+                actions = torch.zeros(B, Fr, self.config.actions_per_frame, dtype=torch.long)
+            onehot = F.one_hot(actions.to(self.device), self.config.num_actions).flatten(2).float()
+            e = e + self.action_embedding(onehot)
         e0 = self.time_projection(e).view(B, Fr, 6, self.config.dim)
-        return e.view(B, Fr, -1), e0
+        return e, e0
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, text: TextContext,
-                kv: KVSource, frame_offset: int = 0) -> torch.Tensor:
+                kv: KVSource, frame_offset: int = 0, actions: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the flow for latents ``x`` (B, C, F, H, W) with per-frame ``timesteps`` (B, F).
 
         ``frame_offset`` is the absolute index of the first frame (its RoPE position); ``kv``
-        supplies what each self-attention layer attends to (see ``models.attention``).
+        supplies what each self-attention layer attends to (see ``models.attention``);
+        ``actions`` (B, F, actions_per_frame) are action ids for action-conditioned models.
         """
         B, C, Fr, H, W = x.shape
         ph, pw = self.config.patch_size[1:]
         rope = self.rope(frame_offset, Fr, H // ph, W // pw)
-        e, e0 = self.time_conditioning(timesteps)
+        e, e0 = self.time_conditioning(timesteps, actions)
         h = self.patchify(x).float()  # (B, F, S, dim) residual stream in float32
         for index, block in enumerate(self.blocks):
             h = block(h, e0, rope, kv.layer(index), text.kv[index])
