@@ -408,9 +408,15 @@ class WanVAE(nn.Module):
     # -- encode ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """Pixels (B, 3, 1 + 4k, H, W) in [-1, 1] -> normalised latent means (B, z, 1 + k, h, w).
+        """Pixels (B, 3, 1 + 4k, H, W) in [-1, 1] -> normalised latent means (B, z, 1 + k, h, w)."""
+        mu, _ = self.encode_distribution(video)
+        mean, std = self.latent_stats.to(mu.device)
+        return (mu - mean) * (1.0 / std)  # Wan's exact form
 
-        Frame 0 is encoded alone, then 4 frames at a time, carrying the causal state."""
+    def encode_distribution(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Un-normalised posterior (mean, log-variance), each (B, z, 1 + k, h, w), with autograd
+        (training). Frame 0 is encoded alone, then ``temporal_stride`` frames at a time, carrying
+        the causal state."""
         T = video.shape[2]
         self.latent_frames(T)  # validates 1 + 4k
         state = CausalState.empty(self._encoder_slots)
@@ -419,9 +425,14 @@ class WanVAE(nn.Module):
         if T > 1:
             chunks += list(video[:, :, 1:].split(self.temporal_stride, dim=2))
         out = torch.cat([self.encoder(c.to(dtype), state) for c in chunks], dim=2)
-        mu = self.conv1(out)[:, : self.config.z_dim].float()
-        mean, std = self.latent_stats.to(mu.device)
-        return (mu - mean) * (1.0 / std)  # Wan's exact form
+        mu, log_var = self.conv1(out).float().chunk(2, dim=1)
+        return mu, log_var
+
+    def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
+        """Un-normalised latents -> pixels, unclamped, with autograd (training)."""
+        state = self.new_decode_state()
+        x = self.conv2(z.to(self.conv2.weight.dtype))
+        return torch.cat([self.decoder(x[:, :, i:i + 1], state.causal) for i in range(x.shape[2])], dim=2)
 
 
 class VAEFrameDecoder:

@@ -1,0 +1,232 @@
+"""Training the built-in world model on the procedural world: the VAE, then the causal DiT.
+
+Both loops draw clips from the simulator by seed (so every run sees the same data), log their
+loss to a CSV, checkpoint atomically every ``checkpoint_every`` steps and resume from the last
+checkpoint when restarted.
+
+DiT objective (diffusion forcing): a clip's latent frames are cut into the engine's blocks; each
+block gets its own timestep — clean (t = 0) with probability ``clean_prob``, else uniform on the
+flow-matching table — and the model predicts the flow of every noisy block through a
+block-causal mask, conditioned on the MiniLM prompt and the camera actions. Clean blocks are
+exactly what the engine's cache holds at inference; noisy earlier blocks teach robustness. Each
+batch starts at a random RoPE frame offset, so positions far beyond the clip length are seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from worldcast.diffusion.flow_match import FlowMatchSchedule
+from worldcast.models.attention import DenseKV, block_causal_mask
+from worldcast.models.wan.dit import CausalWanDiT
+from worldcast.models.wan.vae import VAEConfig, WanVAE
+from worldcast.world.model import WorldModelSpec
+from worldcast.world.sim import ACTIONS, Scene, sample_clip
+
+log = logging.getLogger(__name__)
+
+# Disjoint clip-seed ranges: what the VAE trains on, what the DiT trains on, what is held out
+# for statistics and evaluation.
+VAE_SEEDS, DIT_SEEDS, HELD_OUT_SEEDS = 0, 1_000_000_000, 2_000_000_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int = 4
+    lr: float = 3e-4
+    seed: int = 0
+    checkpoint_every: int = 100
+    kl_weight: float = 1e-6  # VAE only
+    clean_prob: float = 0.3  # DiT only: chance that a block is clean context
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"TrainConfig.{name}: must be positive, got {getattr(self, name)}")
+        if not 0 <= self.clean_prob < 1:
+            raise ValueError(f"TrainConfig.clean_prob: must be in [0, 1), got {self.clean_prob}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+def clip_batch(spec: WorldModelSpec, seeds: list[int], frames: int) -> tuple[torch.Tensor, torch.Tensor, list[Scene]]:
+    """Pixels (B, 3, T, H, W) in [-1, 1], action ids (B, T), scenes."""
+    clips = [sample_clip(s, num_frames=frames, size=spec.size) for s in seeds]
+    pixels = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+    actions = torch.tensor([[ACTIONS.index(a) for a in c.actions] for c in clips])
+    return pixels, actions, [c.scene for c in clips]
+
+
+def group_actions(actions: torch.Tensor, latent_frames: int, per_frame: int) -> torch.Tensor:
+    """(B, T) per-pixel-frame ids -> (B, L, per_frame): latent frame j gets the actions between
+    latent frames j - 1 and j; latent frame 0 gets 'none' (id 0). Same rule as the engine."""
+    B = actions.shape[0]
+    moves = actions[:, : per_frame * (latent_frames - 1)].reshape(B, latent_frames - 1, per_frame)
+    return torch.cat([torch.zeros(B, 1, per_frame, dtype=torch.long), moves], dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and logs
+# ---------------------------------------------------------------------------------------------
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    log.info("resumed %s at step %d", path, state["step"])
+    return int(state["step"])
+
+
+class LossLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        new = not path.exists()
+        self._fh = path.open("a", newline="")
+        self._writer = csv.writer(self._fh)
+        if new:
+            self._writer.writerow(["step", "loss"])
+
+    def write(self, step: int, loss: float) -> None:
+        self._writer.writerow([step, f"{loss:.6f}"])
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _loop(name: str, out_dir: Path, model: torch.nn.Module, cfg: TrainConfig, loss_fn) -> None:
+    """The shared training loop: resume, step, log, checkpoint."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    checkpoint = out_dir / f"{name}_checkpoint.pt"
+    start = _resume(checkpoint, model, optimizer)
+    losses = LossLog(out_dir / f"{name}_loss.csv")
+    model.train()
+    with tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {name}",
+              disable=None) as bar:
+        for step in bar:
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            loss = loss_fn(step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.write(step + 1, loss.item())
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "step": step + 1, "config": asdict(cfg)}, checkpoint)
+    losses.close()
+    model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# VAE
+# ---------------------------------------------------------------------------------------------
+
+def world_vae_config(spec: WorldModelSpec) -> VAEConfig:
+    return VAEConfig(dim=spec.vae_dim, z_dim=spec.z_dim, dim_mult=spec.vae_dim_mult,
+                     temporal_downsample=spec.vae_temporal_downsample,
+                     latent_mean=(0.0,) * spec.z_dim, latent_std=(1.0,) * spec.z_dim)
+
+
+def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path, clip_frames: int = 17) -> WanVAE:
+    """Reconstruction (L1 + MSE) with a small KL; returns the VAE with per-channel latent
+    statistics measured on held-out clips (the DiT then sees unit-variance latents)."""
+    torch.manual_seed(cfg.seed)
+    vae = WanVAE(world_vae_config(spec))
+
+    def loss_fn(step: int) -> torch.Tensor:
+        seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + step * cfg.batch_size + i for i in range(cfg.batch_size)]
+        pixels, _, _ = clip_batch(spec, seeds, clip_frames)
+        mu, log_var = vae.encode_distribution(pixels)
+        z = mu + torch.randn_like(mu) * (0.5 * log_var.clamp(-30, 20)).exp()
+        recon = vae.decode_raw(z)
+        kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).mean()
+        return F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels) + cfg.kl_weight * kl
+
+    _loop("vae", out_dir, vae, cfg, loss_fn)
+    return with_latent_stats(vae, spec)
+
+
+@torch.no_grad()
+def with_latent_stats(vae: WanVAE, spec: WorldModelSpec, num_clips: int = 16) -> WanVAE:
+    pixels, _, _ = clip_batch(spec, [HELD_OUT_SEEDS + i for i in range(num_clips)], 17)
+    mu, _ = vae.encode_distribution(pixels)
+    mean = mu.mean(dim=(0, 2, 3, 4)).tolist()
+    std = mu.std(dim=(0, 2, 3, 4)).clamp_min(1e-3).tolist()
+    config = VAEConfig(**{**vae.config.__dict__, "latent_mean": tuple(mean), "latent_std": tuple(std)})
+    trained = WanVAE(config)
+    trained.load_state_dict(vae.state_dict())
+    return trained.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# DiT
+# ---------------------------------------------------------------------------------------------
+
+def block_timesteps(schedule: FlowMatchSchedule, num_blocks: int, batch: int, clean_prob: float) -> torch.Tensor:
+    """(B, num_blocks) timesteps: 0 with probability ``clean_prob``, else a random table entry."""
+    table = schedule.table_timesteps.float()
+    t = table[torch.randint(len(table), (batch, num_blocks))]
+    return torch.where(torch.rand(batch, num_blocks) < clean_prob, torch.zeros_like(t), t)
+
+
+def _pad(embedding: torch.Tensor, length: int) -> torch.Tensor:
+    """(L, D) -> (length, D), zero-padded (what ``encode_text`` would do) so prompts stack."""
+    return F.pad(embedding[:length], (0, 0, 0, length - min(len(embedding), length)))
+
+
+def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embeddings: dict[str, torch.Tensor],
+              out_dir: Path) -> CausalWanDiT:
+    """Diffusion forcing on clips of ``spec.clip_frames`` pixel frames, through a block-causal mask."""
+    torch.manual_seed(cfg.seed)
+    model = CausalWanDiT(spec.dit)
+    schedule = FlowMatchSchedule(spec.schedule)
+    latent_frames = 1 + (spec.clip_frames - 1) // spec.temporal_stride
+    if latent_frames % spec.frames_per_block:
+        raise ValueError(f"clip_frames: {spec.clip_frames} gives {latent_frames} latent frames, not whole blocks")
+    blocks = latent_frames // spec.frames_per_block
+    tokens = (spec.latent_size // spec.dit.patch_size[1]) * (spec.latent_size // spec.dit.patch_size[2])
+    mask = block_causal_mask([spec.frames_per_block] * blocks, tokens)
+    vae.eval().requires_grad_(False)
+
+    def loss_fn(step: int) -> torch.Tensor:
+        seeds = [DIT_SEEDS + cfg.seed * 10_000_000 + step * cfg.batch_size + i for i in range(cfg.batch_size)]
+        pixels, actions, scenes = clip_batch(spec, seeds, spec.clip_frames)
+        x0 = vae.encode(pixels).clone()  # (B, C, L, h, w), normalised; clone: out of inference mode
+        t_block = block_timesteps(schedule, blocks, cfg.batch_size, cfg.clean_prob)
+        t = t_block.repeat_interleave(spec.frames_per_block, dim=1)  # (B, L)
+        sigma = torch.tensor([[schedule.sigma(float(v)) for v in row] for row in t])[:, None, :, None, None]
+        noise = torch.randn_like(x0)
+        x_t = (1 - sigma) * x0 + sigma * noise
+        text = model.encode_text(torch.stack([_pad(prompt_embeddings[s.prompt], spec.dit.text_len) for s in scenes]))
+        offset = int(torch.randint(0, spec.dit.rope_max_positions - latent_frames + 1, ()))
+        flow = model(x_t, t, text, DenseKV(mask), frame_offset=offset,
+                     actions=group_actions(actions, latent_frames, spec.dit.actions_per_frame))
+        weight = (t > 0).float()[:, None, :, None, None]  # clean context blocks carry no loss
+        err = (flow - (noise - x0)).pow(2) * weight
+        return err.sum() / (weight.sum() * x0.shape[1] * x0.shape[3] * x0.shape[4]).clamp_min(1)
+
+    _loop("dit", out_dir, model, cfg, loss_fn)
+    return model

@@ -1,0 +1,41 @@
+import csv
+import dataclasses
+
+import torch
+
+from tiny import TINY
+from worldcast.world.model import WorldModelSpec
+from worldcast.world.train import TrainConfig, group_actions, train_dit, train_vae
+
+SPEC = WorldModelSpec(size=32, vae_dim=4, z_dim=4, dit=dataclasses.replace(
+    TINY, in_dim=4, out_dim=4, num_actions=5, text_dim=8, text_len=4), clip_frames=21)
+
+
+def _rows(path):
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_group_actions_matches_the_engine_rule():
+    actions = torch.arange(12)[None]  # pixel frames 0..11
+    grouped = group_actions(actions, latent_frames=3, per_frame=4)
+    assert grouped.tolist() == [[[0, 0, 0, 0], [0, 1, 2, 3], [4, 5, 6, 7]]]
+
+
+def test_vae_training_runs_logs_and_resumes(tmp_path):
+    vae = train_vae(SPEC, TrainConfig(steps=2, batch_size=1, checkpoint_every=1), tmp_path, clip_frames=5)
+    assert len(_rows(tmp_path / "vae_loss.csv")) == 2
+    assert (tmp_path / "vae_checkpoint.pt").exists()
+    assert len(vae.config.latent_std) == 4 and min(vae.config.latent_std) > 0
+    train_vae(SPEC, TrainConfig(steps=3, batch_size=1, checkpoint_every=1), tmp_path, clip_frames=5)
+    assert [int(r["step"]) for r in _rows(tmp_path / "vae_loss.csv")] == [1, 2, 3]  # resumed at 2
+
+
+def test_dit_training_runs_with_actions_and_text(tmp_path):
+    vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
+    from worldcast.world.sim import Scene
+    embeds = {scene.prompt: torch.randn(3, 8) for scene in Scene.all()}
+    model = train_dit(SPEC, TrainConfig(steps=2, batch_size=2), vae, embeds, tmp_path)
+    losses = [float(r["loss"]) for r in _rows(tmp_path / "dit_loss.csv")]
+    assert len(losses) == 2 and all(value > 0 for value in losses)
+    assert not model.training
