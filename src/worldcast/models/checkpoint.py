@@ -7,7 +7,8 @@ Layout-specific knowledge (which file, which prefix, which rename) lives in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -62,17 +63,18 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
     return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
-def rename_keys(state: Mapping[str, torch.Tensor], rename: Callable[[str], str]) -> StateDict:
-    return {rename(k): v for k, v in state.items()}
+def rename_by_rules(key: str, rules: list[tuple[str, str]]) -> str:
+    """Apply every (regex, replacement) rule in order: how key-name maps are written here."""
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key
 
 
-def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
-              ignore: Callable[[str], bool] = lambda key: False) -> None:
-    """Copy ``state`` into ``module`` strictly; ``ignore`` names checkpoint keys to drop (buffers
-    the references save but we recompute). Raises ``CheckpointError`` naming the first few
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``module`` strictly. Raises ``CheckpointError`` naming the first few
     missing or unexpected keys and every shape mismatch with both shapes."""
     expected = module.state_dict()
-    given = {k: v for k, v in state.items() if not ignore(k)}
+    given = dict(state)
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     mismatched = [f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"

@@ -34,6 +34,7 @@ from worldcast.models.checkpoint import (
     load_into,
     read_json,
     read_state_dict,
+    rename_by_rules,
     strip_prefix,
 )
 from worldcast.models.wan.dit import CausalWanDiT
@@ -140,9 +141,7 @@ _DIFFUSERS_DIT_RULES = [
 
 
 def diffusers_to_wan_dit(key: str) -> str:
-    for pattern, replacement in _DIFFUSERS_DIT_RULES:
-        key = re.sub(pattern, replacement, key)
-    return key
+    return rename_by_rules(key, _DIFFUSERS_DIT_RULES)
 
 
 def _is_diffusers_dit(state: StateDict) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from worldcast.models.checkpoint import CheckpointError, StateDict, load_into, read_state_dict
+from worldcast.models.checkpoint import CheckpointError, StateDict, load_into, read_state_dict, rename_by_rules
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,7 @@ _WAN_T5_RULES = [
 
 
 def wan_t5_to_hf(key: str) -> str:
-    for pattern, replacement in _WAN_T5_RULES:
-        key = re.sub(pattern, replacement, key)
-    return key
+    return rename_by_rules(key, _WAN_T5_RULES)
 
 
 def clean_prompt(text: str) -> str:
