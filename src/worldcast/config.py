@@ -7,7 +7,6 @@ re-validates user input; shapes elsewhere are derived from these specs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -221,10 +220,3 @@ class EngineConfig:
     def with_updates(self, **changes: object) -> EngineConfig:
         return replace(self, **changes)
 
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def prod(values: tuple[int, ...]) -> int:
-    return math.prod(values)
