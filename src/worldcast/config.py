@@ -7,7 +7,7 @@ re-validates user input; shapes elsewhere are derived from these specs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -216,7 +216,4 @@ class EngineConfig:
     def _valid_frame_counts(self) -> str:
         first = 1 if self.independent_first_frame else 0
         return ", ".join(str(first + k * self.frames_per_block) for k in range(1, 5))
-
-    def with_updates(self, **changes: object) -> EngineConfig:
-        return replace(self, **changes)
 
