@@ -157,3 +157,15 @@ def test_image_needs_the_vae(tmp_path, capsys):
         main(["generate", "--prompt", "x", "--image", str(tmp_path / "x.png"), "--frames", "13",
               "--out", str(tmp_path / "v.mp4")])
     assert "image/video: encoding needs the Wan VAE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_world_model_end_to_end_smoke(tmp_path, capsys):
+    out = tmp_path / "world"
+    with pytest.raises(SystemExit):
+        main(["train", "dit", "--out", str(out), "--steps", "1"])
+    assert "no trained VAE" in capsys.readouterr().err
+    assert main(["train", "vae", "--out", str(out), "--steps", "1", "--batch-size", "1", "--clip-frames", "5"]) == 0
+    assert (out / "vae.safetensors").exists() and (out / "vae.json").exists()
+    assert main(["train", "dit", "--out", str(out), "--steps", "1", "--batch-size", "1"]) == 0
+    assert (out / "dit.safetensors").exists() and (out / "dit_loss.csv").exists()

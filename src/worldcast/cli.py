@@ -84,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch.compile the DiT blocks (slow first block, faster after)")
     gen.add_argument("--fps", type=int, default=16)
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)")
+    train.add_argument("stage", choices=["vae", "dit"])
+    train.add_argument("--out", type=Path, default=Path("out/world"), help="checkpoints, logs and weights")
+    train.add_argument("--steps", type=int, required=True)
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--clip-frames", type=int, default=9, help="VAE training clip length (1 + 4k)")
     return parser
 
 
@@ -199,13 +208,47 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def train(args: argparse.Namespace) -> int:
+    from worldcast.world.model import WorldModelSpec
+    from worldcast.world.text import load_minilm
+    from worldcast.world.train import TrainConfig, prompt_embeddings, save_weights, train_dit, train_vae
+
+    spec = WorldModelSpec()
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    if args.stage == "vae":
+        vae = train_vae(spec, cfg, args.out, clip_frames=args.clip_frames)
+        path = save_weights(vae, vae.config, args.out, "vae", dtype=torch.float32)
+    else:
+        vae_file = args.out / "vae.safetensors"
+        if not vae_file.exists():
+            raise ValueError(f"train dit: no trained VAE at {vae_file}; run 'worldcast train vae' first")
+        vae = _load_world_vae(args.out)
+        dit = train_dit(spec, cfg, vae, prompt_embeddings(load_minilm(spec.dit.text_len)), args.out)
+        path = save_weights(dit, dit.config, args.out, "dit")
+    print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def _load_world_vae(directory: Path):
+    import json
+
+    from worldcast.models.checkpoint import read_state_dict
+    from worldcast.models.wan.vae import VAEConfig, WanVAE
+
+    config = json.loads((directory / "vae.json").read_text())
+    config = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    vae = WanVAE(config)
+    vae.load_state_dict(read_state_dict(directory / "vae.safetensors"))
+    return vae.eval()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return generate(args)
+        return train(args) if args.command == "train" else generate(args)
     except ValueError as err:  # includes CheckpointError
         parser.exit(2, f"worldcast: error: {err}\n")
 

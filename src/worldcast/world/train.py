@@ -230,3 +230,27 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
 
     _loop("dit", out_dir, model, cfg, loss_fn)
     return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving the trained weights (what ships)
+# ---------------------------------------------------------------------------------------------
+
+def save_weights(module: torch.nn.Module, config: object, directory: Path, name: str,
+                 dtype: torch.dtype = torch.bfloat16) -> Path:
+    """``name.safetensors`` (floating tensors in ``dtype``) and ``name.json`` (the config)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in module.state_dict().items()}
+    path = directory / f"{name}.safetensors"
+    save_file(state, str(path))
+    (directory / f"{name}.json").write_text(json.dumps(asdict(config), indent=2))
+    return path
+
+
+def prompt_embeddings(text_encoder) -> dict[str, torch.Tensor]:
+    """Every scene's prompt, encoded once."""
+    return {scene.prompt: text_encoder.encode(scene.prompt) for scene in Scene.all()}
