@@ -169,3 +169,10 @@ def test_train_world_model_end_to_end_smoke(tmp_path, capsys):
     assert (out / "vae.safetensors").exists() and (out / "vae.json").exists()
     assert main(["train", "dit", "--out", str(out), "--steps", "1", "--batch-size", "1"]) == 0
     assert (out / "dit.safetensors").exists() and (out / "dit_loss.csv").exists()
+    video = tmp_path / "world.mp4"
+    assert main(["generate", "--model", str(out), "--prompt", "a forest at night", "--actions", "right*8,up",
+                 "--frames", "21", "--out", str(video), "--quiet"]) == 0
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (64, 64)
+        assert len(list(container.decode(stream))) == 21

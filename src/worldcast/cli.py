@@ -21,6 +21,9 @@ from worldcast.models.registry import PRESETS, SCHEDULES, guess_family, load_mod
 from worldcast.models.wan.vae import VAEFrameDecoder
 from worldcast.streaming.frames import fit_frames, read_frames
 from worldcast.streaming.mp4 import Mp4Writer
+from worldcast.world.model import WorldModelSpec, is_world_model_dir, load_world_model, read_config
+from worldcast.world.sim import ACTIONS, parse_actions
+from worldcast.world.text import load_minilm
 
 log = logging.getLogger("worldcast")
 
@@ -62,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", default="tiny",
                      help=f"a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 or diffusers directory) or a "
                           f"random-weight preset: {', '.join(sorted(PRESETS))}")
+    gen.add_argument("--actions", default=None,
+                     help='camera actions per frame for action-conditioned models, e.g. "right*32,up*16" '
+                          "(or a file holding that); padded with 'none'")
     gen.add_argument("--wan-dir", type=Path, default=None,
                      help="Wan2.1-T2V directory with the VAE, umT5 encoder and tokenizer")
     gen.add_argument("--family", default=None, choices=sorted(SCHEDULES),
@@ -102,13 +108,20 @@ DEFAULT_SIZE = {"tiny": (128, 128)}
 def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig:
     height, width = DEFAULT_SIZE.get(args.model, (480, 832))
     schedule = SCHEDULES[args.family or guess_family(Path(args.model))]
+    vae_stride = (4, 8, 8)
+    if is_world_model_dir(args.model):  # the built-in world model: its own sizes and schedule
+        spec = WorldModelSpec()
+        height = width = spec.size
+        vae_stride = (spec.temporal_stride, spec.spatial_stride, spec.spatial_stride)
+        schedule = SCHEDULES[args.family] if args.family else spec.schedule
     if args.steps is not None:
         schedule = dataclasses.replace(schedule, denoising_steps=args.steps)
     return EngineConfig(
         model=model, schedule=schedule, cache=CacheConfig(),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,
-        attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile)
+        attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile,
+        vae_stride=vae_stride)
 
 
 def _latent_frames(config: EngineConfig, frames: int) -> int:
@@ -135,6 +148,9 @@ def _components(args: argparse.Namespace, config: EngineConfig) -> tuple:
         model = random_model(config.model, seed=0, dtype=config.torch_dtype, device=config.device)
         return (model, HashingTextEncoder(config.model.text_dim, config.model.text_len),
                 LatentPreviewDecoder(config.model.in_dim, config.vae_stride, seed=args.seed), RANDOM_WEIGHTS_NOTICE)
+    if is_world_model_dir(args.model):
+        dit, vae = load_world_model(args.model, config.torch_dtype, config.device)
+        return dit, load_minilm(dit.config.text_len), VAEFrameDecoder(vae), None
     loaded = load_model(args.model, args.family, args.wan_dir, config.torch_dtype, config.device,
                         resolve_dtype(args.vae_dtype, "vae_dtype"))
     if loaded.vae is None:
@@ -179,8 +195,23 @@ def _prefix_latents(args: argparse.Namespace, config: EngineConfig, decoder: obj
     return decoder.vae.encode(pixels.to(decoder.vae.conv1.weight.dtype))[0].cpu()
 
 
+def _actions(args: argparse.Namespace, config: EngineConfig, latent_frames: int) -> tuple[int, ...] | None:
+    """--actions -> one id per pixel frame, padded with 'none' to what the video needs."""
+    if args.actions is None:
+        return None
+    names = parse_actions(Path(args.actions).read_text() if Path(args.actions).is_file() else args.actions)
+    needed = config.model.actions_per_frame * (latent_frames - 1)
+    if len(names) < needed:
+        log.info("actions: %d given, padding with 'none' to %d", len(names), needed)
+    names = (names + ["none"] * needed)[:needed]
+    return tuple(ACTIONS.index(n) for n in names)
+
+
 def generate(args: argparse.Namespace) -> int:
-    base = preset(args.model) if args.model in PRESETS else ModelConfig()
+    if is_world_model_dir(args.model):
+        base = read_config(Path(args.model), "dit", ModelConfig)
+    else:
+        base = preset(args.model) if args.model in PRESETS else ModelConfig()
     if args.image is not None:
         args.independent_first_frame = True  # the image is its own first block
     config = _engine_config(args, base)
@@ -191,7 +222,8 @@ def generate(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, model=model.config)
     prefix = _prefix_latents(args, config, decoder, total_latent)
     generated = total_latent - (0 if prefix is None else prefix.shape[1])
-    request = GenerationRequest(generated, prompt=args.prompt, seed=args.seed, prefix_latents=prefix)
+    request = GenerationRequest(generated, prompt=args.prompt, seed=args.seed, prefix_latents=prefix,
+                                actions=_actions(args, config, total_latent))
     engine = Engine(config, model, text_encoder, decoder)
     start = time.perf_counter()
     bar = tqdm(total=args.frames, unit="frame", disable=args.quiet or not sys.stderr.isatty())
@@ -209,7 +241,7 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    from worldcast.world.model import WorldModelSpec
+    from worldcast.world.model import WorldModelSpec, load_world_vae
     from worldcast.world.text import load_minilm
     from worldcast.world.train import TrainConfig, prompt_embeddings, save_weights, train_dit, train_vae
 
@@ -222,24 +254,11 @@ def train(args: argparse.Namespace) -> int:
         vae_file = args.out / "vae.safetensors"
         if not vae_file.exists():
             raise ValueError(f"train dit: no trained VAE at {vae_file}; run 'worldcast train vae' first")
-        vae = _load_world_vae(args.out)
+        vae = load_world_vae(args.out)
         dit = train_dit(spec, cfg, vae, prompt_embeddings(load_minilm(spec.dit.text_len)), args.out)
         path = save_weights(dit, dit.config, args.out, "dit")
     print(f"saved {path}", file=sys.stderr)
     return 0
-
-
-def _load_world_vae(directory: Path):
-    import json
-
-    from worldcast.models.checkpoint import read_state_dict
-    from worldcast.models.wan.vae import VAEConfig, WanVAE
-
-    config = json.loads((directory / "vae.json").read_text())
-    config = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
-    vae = WanVAE(config)
-    vae.load_state_dict(read_state_dict(directory / "vae.safetensors"))
-    return vae.eval()
 
 
 def main(argv: list[str] | None = None) -> int:

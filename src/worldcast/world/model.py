@@ -7,9 +7,16 @@ in space (16x16 latents, 8 channels), the DiT sees 8x8 = 64 tokens per latent fr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
 
 from worldcast.config import ModelConfig, ScheduleConfig
+from worldcast.models.checkpoint import load_into, read_state_dict
+from worldcast.models.wan.dit import CausalWanDiT
+from worldcast.models.wan.vae import VAEConfig, WanVAE
 from worldcast.world.sim import ACTIONS
 from worldcast.world.text import MINILM_DIM
 
@@ -40,3 +47,32 @@ class WorldModelSpec:
     @property
     def latent_size(self) -> int:
         return self.size // self.spatial_stride
+
+
+def is_world_model_dir(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / "dit.json").exists() and (path / "vae.json").exists()
+
+
+def read_config(directory: Path, name: str, cls: type):
+    """``directory/name.json`` as the frozen dataclass ``cls`` (lists back to tuples)."""
+    values = json.loads((directory / f"{name}.json").read_text())
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def load_world_vae(directory: str | Path) -> WanVAE:
+    """The VAE saved by ``worldcast train vae``: ``vae.safetensors`` + ``vae.json``."""
+    directory = Path(directory)
+    vae = WanVAE(read_config(directory, "vae", VAEConfig))
+    load_into(vae, read_state_dict(directory / "vae.safetensors"), str(directory / "vae.safetensors"))
+    return vae.eval().requires_grad_(False)
+
+
+def load_world_model(directory: str | Path, dtype: torch.dtype = torch.bfloat16,
+                     device: str = "cpu") -> tuple[CausalWanDiT, WanVAE]:
+    """(DiT, VAE) saved by ``worldcast train``: ``dit.safetensors/json``, ``vae.safetensors/json``."""
+    directory = Path(directory)
+    dit = CausalWanDiT(read_config(directory, "dit", ModelConfig))
+    load_into(dit, read_state_dict(directory / "dit.safetensors"), str(directory / "dit.safetensors"))
+    dit = dit.to(device).to_inference_dtype(dtype).eval().requires_grad_(False)
+    return dit, load_world_vae(directory).to(device)
