@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="video extension: the video's first frames are encoded and continued")
     gen.add_argument("--out", type=Path, default=Path("out/video.mp4"), help="output MP4 path")
     gen.add_argument("--model", default="tiny",
-                     help=f"a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 or diffusers directory) or a "
-                          f"random-weight preset: {', '.join(sorted(PRESETS))}")
+                     help=f"a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 or diffusers directory), a "
+                          f"directory written by 'worldcast train', or a random-weight preset: "
+                          f"{', '.join(sorted(PRESETS))}")
     gen.add_argument("--actions", default=None,
                      help='camera actions per frame for action-conditioned models, e.g. "right*32,up*16" '
                           "(or a file holding that); padded with 'none'")
