@@ -120,13 +120,18 @@ class CacheConfig:
     """Paged KV cache. A page holds one latent frame's keys and values for every layer.
 
     ``num_pages=None`` sizes the pool for the longest request the engine is asked to run;
-    ``dtype=None`` stores keys/values in the engine's compute dtype.
+    ``dtype=None`` stores keys/values in the engine's compute dtype. ``window_frames`` keeps only
+    the last that many latent frames: each block attends to them and itself, older pages are
+    freed (positions stay absolute), so memory stays flat however long the video.
     """
 
     num_pages: int | None = None
     dtype: str | None = None
+    window_frames: int | None = None
 
     def __post_init__(self) -> None:
+        if self.window_frames is not None:
+            _positive_int(self.window_frames, "CacheConfig.window_frames")
         if self.num_pages is not None:
             _positive_int(self.num_pages, "CacheConfig.num_pages")
         if self.dtype is not None:

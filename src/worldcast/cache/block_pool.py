@@ -71,19 +71,44 @@ class PagePool:
 
 
 class PageTable:
-    """One session's pages, in frame order: ``pages[i]`` holds latent frame ``i``."""
+    """One session's pages in frame order: ``pages[i]`` holds latent frame ``first_frame + i``.
+
+    Frames before ``first_frame`` have been evicted (a sliding window) and their pages freed::
+
+        frames   0  1  2 | 3  4  5  6  7  8
+                 evicted | first_frame = 3, pages = [p3 .. p8]
+    """
 
     def __init__(self, pool: PagePool) -> None:
         self.pool = pool
         self.pages: list[int] = []
+        self.first_frame = 0
 
     def __len__(self) -> int:
         return len(self.pages)
+
+    @property
+    def end_frame(self) -> int:
+        return self.first_frame + len(self.pages)
 
     def append_frames(self, count: int) -> list[int]:
         new = self.pool.allocate(count)
         self.pages.extend(new)
         return new
+
+    def frames(self, start: int, end: int) -> list[int]:
+        """Pages of frames ``start .. end - 1`` (all held)."""
+        if start < self.first_frame or end > self.end_frame:
+            raise IndexError(f"frames {start}..{end - 1} not all held "
+                             f"(holding {self.first_frame}..{self.end_frame - 1})")
+        return self.pages[start - self.first_frame:end - self.first_frame]
+
+    def evict_before(self, frame: int) -> None:
+        """Free the pages of every held frame before ``frame``."""
+        count = max(0, min(frame, self.end_frame) - self.first_frame)
+        self.pool.free(self.pages[:count])
+        self.pages = self.pages[count:]
+        self.first_frame += count
 
     def release(self) -> None:
         self.pool.free(self.pages)

@@ -81,23 +81,23 @@ class Engine:
         pages = None
         total_frames = sum(prefix_sizes) + sum(block_sizes)
         if self.config.attention == "cache":
-            self._ensure_capacity(total_frames)
+            window = self.config.cache.window_frames
+            self._ensure_capacity(total_frames if window is None else
+                                  min(total_frames, window + max(prefix_sizes + block_sizes)))
             pages = PageTable(self.pool)
         m = self.config.model
         self.sessions[request_id] = Session(
             request_id, request, prefix_sizes + block_sizes,
             (m.in_dim, self.config.latent_height, self.config.latent_width),
             text, pages, self.decoder.new_state() if self.decoder and request.decode else None,
-            prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames))
-        self.scheduler.add(request_id, total_frames if pages is not None else 0)
+            prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
+            window=self.config.cache.window_frames)
+        self.scheduler.add(request_id, self.sessions[request_id].max_pages if pages is not None else 0)
         return request_id
 
     def step(self) -> list[BlockOutput]:
         """Run one block of one session; returns its output (empty when idle)."""
-        for request_id in self.scheduler.admit():
-            session = self.sessions[request_id]
-            if session.pages is not None:
-                session.pages.append_frames(session.num_frames)
+        self.scheduler.admit()
         batch = self.scheduler.schedule()
         if batch is None:
             return []
@@ -164,6 +164,8 @@ class Engine:
 
     def _run(self, session: Session) -> BlockOutput:
         block_index, frame_start, is_prefix = session.next_block, session.frames_done, session.in_prefix
+        if session.pages is not None:  # the block's pages; the scheduler reserved room for them
+            session.pages.append_frames(session.current_block_frames)
         result = self.runner.run_block(session)
         latents = result.latents[0].float().cpu()
         timings = dict(result.timings)
@@ -173,6 +175,8 @@ class Engine:
             frames = self.decoder.decode_block(latents, session.decoder_state)
             timings["decode"] = time.perf_counter() - start
         session.advance(result.latents)
+        if session.pages is not None and session.window is not None:
+            session.pages.evict_before(session.frames_done - session.window)
         if session.finished:
             self._finish(session)
         return BlockOutput(session.request_id, block_index, frame_start, latents, frames, timings,
@@ -229,7 +233,7 @@ class Engine:
                     f"{self.pool.num_pages} (CacheConfig.num_pages); each page is "
                     f"{self.spec.bytes_per_page / 2**20:.1f} MiB")
             return
-        live = sum(s.num_frames for s in self.sessions.values() if s.pages is not None)
+        live = sum(s.max_pages for s in self.sessions.values() if s.pages is not None)
         wanted = live + pages_needed
         if self.pool is None:
             self._allocate_cache(wanted)

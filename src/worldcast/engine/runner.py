@@ -90,7 +90,8 @@ class Runner:
         f = x.shape[2]
         sizes = [p.shape[2] for p in prefix] + [f]
         # A single block attends to all of itself: no mask, so SDPA takes its unmasked kernel.
-        mask = block_causal_mask(sizes, _tokens_per_frame(x, self.model), x.device) if prefix else None
+        mask = block_causal_mask(sizes, _tokens_per_frame(x, self.model), x.device, session.window) \
+            if prefix else None
         frames = torch.cat([*prefix, x], dim=2)
         timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
         flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0,

@@ -21,6 +21,7 @@ class Session:
     pages: PageTable | None  # None in recompute mode
     decoder_state: object | None = None
     prefix_blocks: int = 0  # leading blocks committed from request.prefix_latents
+    window: int | None = None  # latent frames of context a block sees (None: all)
     actions: torch.Tensor | None = None  # (frames, actions_per_frame) action ids per latent frame
     next_block: int = 0
     frames_done: int = 0
@@ -60,10 +61,18 @@ class Session:
     def current_block_frames(self) -> int:
         return self.block_sizes[self.next_block]
 
+    @property
+    def max_pages(self) -> int:
+        """The most pages this session holds at once: its window plus a block, or everything."""
+        if self.window is None:
+            return self.num_frames
+        return min(self.num_frames, self.window + max(self.block_sizes))
+
     def page_split(self) -> tuple[list[int], list[int]]:
-        """(pages of the frames before the current block, pages of the current block)."""
+        """(pages of the context frames the current block sees, pages of the block itself)."""
         start, end = self.frames_done, self.frames_done + self.current_block_frames
-        return self.pages.pages[:start], self.pages.pages[start:end]
+        first = self.pages.first_frame if self.window is None else max(self.pages.first_frame, start - self.window)
+        return self.pages.frames(first, start), self.pages.frames(start, end)
 
     def block_noise(self, num_steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Initial noise (1, C, f, h, w) and the re-noising draws for the current block, on CPU.

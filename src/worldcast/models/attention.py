@@ -50,16 +50,20 @@ class DenseKV:
 
 
 def block_causal_mask(block_sizes: list[int], tokens_per_frame: int,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
-    """Boolean (T, T) mask: a token sees every token of its own block and of earlier blocks.
+                      device: torch.device | str = "cpu", window: int | None = None) -> torch.Tensor:
+    """Boolean (T, T) mask: a token sees every token of its own block and of earlier blocks;
+    with ``window``, only the last ``window`` frames before its block (and the block itself).
 
     block_sizes [1, 2] with 2 tokens per frame:
         block id per token  0 0 1 1 1 1
         token 0..1  ->  sees tokens 0..1
-        token 2..5  ->  sees tokens 0..5
+        token 2..5  ->  sees tokens 0..5 (window=0: tokens 2..5)
     """
-    ids = torch.repeat_interleave(
-        torch.arange(len(block_sizes), device=device),
-        torch.tensor(block_sizes, device=device) * tokens_per_frame,
-    )  # (T,)
-    return ids[None, :] <= ids[:, None]
+    sizes = torch.tensor(block_sizes, device=device)
+    ids = torch.repeat_interleave(torch.arange(len(block_sizes), device=device), sizes * tokens_per_frame)  # (T,)
+    mask = ids[None, :] <= ids[:, None]
+    if window is not None:
+        frame = torch.arange(int(sizes.sum()), device=device).repeat_interleave(tokens_per_frame)  # (T,)
+        block_start = (torch.cumsum(sizes, 0) - sizes)[ids]  # first frame of each token's block
+        mask &= frame[None, :] >= (block_start - window)[:, None]
+    return mask
