@@ -24,7 +24,7 @@ def test_recompute_baseline_and_causvid_schedule_run(tmp_path):
     out = tmp_path / "v.mp4"
     assert main(["generate", "--prompt", "a fox", "--frames", "13", "--out", str(out), "--quiet",
                  "--attention", "recompute", "--family", "causvid", "--height", "32", "--width", "32",
-                 "--frames-per-block", "1", "--independent-first-frame", "--dtype", "float32"]) == 0
+                 "--frames-per-block", "1", "--independent-first-frame", "--dtype", "float32", "--window", "2"]) == 0
     assert out.exists()
 
 

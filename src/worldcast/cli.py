@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--frames-per-block", type=int, default=3, help="latent frames per block")
     gen.add_argument("--independent-first-frame", action="store_true",
                      help="generate the first latent frame as its own block")
+    gen.add_argument("--window", type=int, default=None,
+                     help="sliding-window cache: each block sees only the last N latent frames (memory stays flat)")
     gen.add_argument("--attention", default="cache", choices=["cache", "recompute"],
                      help="paged KV cache, or the no-cache baseline that recomputes the past")
     gen.add_argument("--seed", type=int, default=0)
@@ -118,7 +120,7 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
     if args.steps is not None:
         schedule = dataclasses.replace(schedule, denoising_steps=args.steps)
     return EngineConfig(
-        model=model, schedule=schedule, cache=CacheConfig(),
+        model=model, schedule=schedule, cache=CacheConfig(window_frames=args.window),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,
         attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile,
