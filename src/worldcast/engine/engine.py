@@ -76,24 +76,21 @@ class Engine:
     def add_request(self, request: GenerationRequest) -> int:
         prefix_sizes, block_sizes = self._layout(request)
         self._validate(request)
-        text = self._text_context(request)
-        request_id = next(self._ids)
-        pages = None
-        total_frames = sum(prefix_sizes) + sum(block_sizes)
-        if self.config.attention == "cache":
-            window = self.config.cache.window_frames
-            self._ensure_capacity(total_frames if window is None else
-                                  min(total_frames, window + max(prefix_sizes + block_sizes)))
-            pages = PageTable(self.pool)
         m = self.config.model
-        self.sessions[request_id] = Session(
-            request_id, request, prefix_sizes + block_sizes,
+        total_frames = sum(prefix_sizes) + sum(block_sizes)
+        session = Session(
+            next(self._ids), request, prefix_sizes + block_sizes,
             (m.in_dim, self.config.latent_height, self.config.latent_width),
-            text, pages, self.decoder.new_state() if self.decoder and request.decode else None,
+            self._text_context(request), pages=None,
+            decoder_state=self.decoder.new_state() if self.decoder and request.decode else None,
             prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
             window=self.config.cache.window_frames)
-        self.scheduler.add(request_id, self.sessions[request_id].max_pages if pages is not None else 0)
-        return request_id
+        if self.config.attention == "cache":
+            self._ensure_capacity(session.max_pages)
+            session.pages = PageTable(self.pool)
+        self.sessions[session.request_id] = session
+        self.scheduler.add(session.request_id, session.max_pages if session.pages is not None else 0)
+        return session.request_id
 
     def step(self) -> list[BlockOutput]:
         """Run one block of one session; returns its output (empty when idle)."""
