@@ -26,10 +26,6 @@ class PagedKVStorage:
                 tensors[layer] = new
         self.num_pages = num_pages
 
-    @property
-    def nbytes(self) -> int:
-        return self.num_pages * self.spec.bytes_per_page
-
     def write(self, layer: int, pages: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
         """Store k/v (len(pages) * S, H, D) into ``pages`` of ``layer``."""
         shape = (len(pages), *self.spec.page_shape)

@@ -58,7 +58,3 @@ class Scheduler:
             self.running.remove(request_id)
         self.reserved.pop(request_id, None)
         self.waiting = deque(w for w in self.waiting if w[0] != request_id)
-
-    @property
-    def has_work(self) -> bool:
-        return bool(self.waiting or self.running)

@@ -264,9 +264,6 @@ class TextContext:
 
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (B, text_len, H, D) each
 
-    def to(self, device: torch.device) -> TextContext:
-        return TextContext([(k.to(device), v.to(device)) for k, v in self.kv])
-
 
 class CausalWanDiT(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:

@@ -78,14 +78,10 @@ class CausalState:
     """What each caching layer carries from one chunk to the next (``None``: nothing seen yet)."""
 
     slots: list[torch.Tensor | None]
-    frames_in: int = 0  # chunks fed so far, in input frames (latent frames for the decoder)
 
     @classmethod
     def empty(cls, num_slots: int) -> CausalState:
         return cls([None] * num_slots)
-
-    def clone(self) -> CausalState:
-        return CausalState([None if s is None else s.clone() for s in self.slots], self.frames_in)
 
 
 def _carry(x: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
@@ -331,9 +327,6 @@ class DecodeState:
     causal: CausalState
     latent_frames: int = 0
     pixel_frames: int = 0
-
-    def clone(self) -> DecodeState:
-        return DecodeState(self.causal.clone(), self.latent_frames, self.pixel_frames)
 
 
 class WanVAE(nn.Module):
