@@ -12,8 +12,9 @@ import torch
 class Mp4Writer:
     """Writes (n, H, W, 3) uint8 frames to an H.264 MP4 with exact pts at ``fps``.
 
-    Each frame's pts is its index and the stream time base is 1/fps, so the container
-    carries the true frame rate whatever the encoder's internal rate control does.
+    Frame i is encoded with pts i in time base 1/fps (the MP4 muxer stores it in its own finer
+    time base), so the container carries the true frame times whatever the encoder's internal
+    rate control does.
     """
 
     def __init__(self, path: str | Path, fps: int, crf: int = 18) -> None:
@@ -38,7 +39,7 @@ class Mp4Writer:
         self._container = av.open(str(self.path), mode="w")
         stream = self._container.add_stream("libx264", rate=self.fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, self.fps)
+        stream.time_base = self._time_base = Fraction(1, self.fps)
         stream.options = {"crf": str(self.crf)}
         self._stream = stream
 
@@ -50,7 +51,10 @@ class Mp4Writer:
         for array in frames.cpu().numpy():
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.pts = self.frames_written
-            frame.time_base = self._stream.time_base
+            # The encoder's time base, fixed: the muxer rewrites the stream's (to 1/16384 for
+            # MP4) once the header is out, and pts read against that collapsed to 0 — past the
+            # encoder's 40-frame lookahead that broke muxing (pts < dts, EINVAL).
+            frame.time_base = self._time_base
             self._container.mux(self._stream.encode(frame))
             self.frames_written += 1
 
