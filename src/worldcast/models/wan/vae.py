@@ -132,7 +132,10 @@ class RMSNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(dim, 1, 1) if images else torch.ones(dim, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) * self.scale * self.gamma
+        # Same value as F.normalize(x, dim=1) (eps 1e-12 on the norm), ~5x faster on CPU: the
+        # strided channel reduction of linalg.vector_norm dominated VAE training.
+        inv_norm = torch.rsqrt(x.pow(2).sum(dim=1, keepdim=True).clamp_min(1e-24))
+        return x * inv_norm * self.scale * self.gamma
 
 
 class Upsample2x(nn.Upsample):
