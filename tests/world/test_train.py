@@ -5,7 +5,7 @@ import torch
 
 from tiny import TINY
 from worldcast.world.model import WorldModelSpec
-from worldcast.world.train import TrainConfig, group_actions, train_dit, train_vae
+from worldcast.world.train import TrainConfig, group_actions, train_dit, train_vae, train_vae_long
 
 SPEC = WorldModelSpec(size=32, vae_dim=4, z_dim=4, dit=dataclasses.replace(
     TINY, in_dim=4, out_dim=4, num_actions=5, text_dim=8, text_len=4), clip_frames=21)
@@ -31,6 +31,19 @@ def test_vae_training_runs_logs_and_resumes(tmp_path):
     assert [int(r["step"]) for r in _rows(tmp_path / "vae_loss.csv")] == [1, 2, 3]  # resumed at 2
 
 
+def test_long_clip_phase_starts_from_phase_one(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="run 'worldcast train vae' first"):
+        train_vae_long(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=9)
+    phase1 = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
+    phase2 = train_vae_long(SPEC, TrainConfig(steps=1, batch_size=1, lr=1e-3), tmp_path, clip_frames=9)
+    assert len(_rows(tmp_path / "vae_long_loss.csv")) == 1 and (tmp_path / "vae_long_checkpoint.pt").exists()
+    before, after = phase1.state_dict(), phase2.state_dict()
+    assert all(before[k].shape == after[k].shape for k in before)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained
+
+
 def test_dit_training_runs_with_actions_and_text(tmp_path):
     vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
     from worldcast.world.sim import Scene
@@ -39,3 +52,22 @@ def test_dit_training_runs_with_actions_and_text(tmp_path):
     losses = [float(r["loss"]) for r in _rows(tmp_path / "dit_loss.csv")]
     assert len(losses) == 2 and all(value > 0 for value in losses)
     assert not model.training
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    from worldcast.world.train import learning_rate
+
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    rates = [learning_rate(cfg, s) for s in range(100)]
+    assert rates[0] == 1e-4 and rates[9] == 1e-3  # linear warm-up
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # then never rises
+    assert abs(learning_rate(cfg, 100) - 1e-4) < 1e-12  # ends at min_lr_ratio x lr
+
+
+def test_bad_training_config_names_the_field():
+    import pytest
+
+    with pytest.raises(ValueError, match="TrainConfig.lr"):
+        TrainConfig(steps=1, lr=0)
+    with pytest.raises(ValueError, match="TrainConfig.min_lr_ratio"):
+        TrainConfig(steps=1, min_lr_ratio=2)

@@ -48,6 +48,16 @@ class WorldModelSpec:
     def latent_size(self) -> int:
         return self.size // self.spatial_stride
 
+    @property
+    def clip_latent_frames(self) -> int:
+        return 1 + (self.clip_frames - 1) // self.temporal_stride
+
+    @property
+    def context_frames(self) -> int:
+        """Latent frames of context the last block of a training clip sees: the sliding window
+        that keeps generation in distribution at any length."""
+        return self.clip_latent_frames - self.frames_per_block
+
 
 def is_world_model_dir(path: str | Path) -> bool:
     path = Path(path)

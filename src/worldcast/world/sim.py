@@ -124,21 +124,23 @@ class World:
     def terrain(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Colour (..., 3) of the ground at world coordinates."""
         s = self.seed
-        height = 0.55 * value_noise(x, y, 40.0, s) + 0.30 * value_noise(x, y, 14.0, s + 1) \
-            + 0.15 * value_noise(x, y, 5.0, s + 2)
+        # Features are a few pixels wide or more at 64x64 (no single-pixel texture): a model
+        # with a 4x-downsampling VAE can represent them, and they carry the motion signal.
+        height = 0.6 * value_noise(x, y, 40.0, s) + 0.4 * value_noise(x, y, 16.0, s + 1)
         height = height + _HEIGHT_BIAS[self.scene.biome]
         ramp = np.clip(height * 1.6 - 0.3, 0, 0.999) * (len(self.palette) - 1)
         lo = np.floor(ramp).astype(np.int64)
         frac = (ramp - lo)[..., None]
         colour = self.palette[lo] * (1 - frac) + self.palette[lo + 1] * frac
-        if self.scene.biome == "city":  # a street grid every 16 units
-            street = (np.mod(x, 16.0) < 2.5) | (np.mod(y, 16.0) < 2.5)
+        if self.scene.biome == "city":  # a street grid every 24 units
+            street = (np.mod(x, 24.0) < 4.0) | (np.mod(y, 24.0) < 4.0)
             colour = np.where(street[..., None], np.float32(0.18), colour)
-        # Scattered details: one small feature in some 6x6-unit cells.
-        cx, cy = np.floor(x / 6.0), np.floor(y / 6.0)
-        present = _hash(cx, cy, s + 3) < 0.35
-        px, py = cx * 6.0 + 1.5 + 3.0 * _hash(cx, cy, s + 4), cy * 6.0 + 1.5 + 3.0 * _hash(cx, cy, s + 5)
-        inside = present & ((x - px) ** 2 + (y - py) ** 2 < 1.6**2)
+        # Scattered details: one round feature in some 12x12-unit cells.
+        cell = 12.0
+        cx, cy = np.floor(x / cell), np.floor(y / cell)
+        present = _hash(cx, cy, s + 3) < 0.4
+        px, py = cx * cell + 3.5 + 5.0 * _hash(cx, cy, s + 4), cy * cell + 3.5 + 5.0 * _hash(cx, cy, s + 5)
+        inside = present & ((x - px) ** 2 + (y - py) ** 2 < 3.0**2)
         return np.where(inside[..., None], np.array(_DETAIL_COLOURS[self.scene.biome], np.float32), colour)
 
     def objects(self, x: np.ndarray, y: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +152,7 @@ class World:
         vx, vy = (_hash(cx, cy, s) - 0.5) * 1.6, (_hash(cx, cy, s + 1) - 0.5) * 1.6  # units per frame
         ox = np.mod(_hash(cx, cy, s + 2) * cell + vx * t, cell) + cx * cell
         oy = np.mod(_hash(cx, cy, s + 3) * cell + vy * t, cell) + cy * cell
-        mask = (x - ox) ** 2 + (y - oy) ** 2 < 2.2**2
+        mask = (x - ox) ** 2 + (y - oy) ** 2 < 3.5**2
         return mask, np.array(_OBJECT_COLOURS[self.scene.biome], np.float32)
 
     def render(self, camera: tuple[float, float], t: float) -> np.ndarray:
