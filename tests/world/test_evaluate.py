@@ -26,3 +26,16 @@ def test_static_frames_are_read_as_none_and_bad_actions_rejected():
     assert action_accuracy(frames, ["none"] * 5, speed_pixels=2.0) == 1.0
     with pytest.raises(ValueError, match="unknown"):
         action_accuracy(frames, ["fly"] * 5, speed_pixels=2.0)
+
+
+def test_strided_accuracy_reads_motion_a_stuttering_video_makes_in_jumps():
+    from worldcast.world.evaluate import strided_action_accuracy
+
+    actions = ["right"] * 16 + ["up"] * 16
+    frames = rollout(World(Scene("forest", "dusk"), seed=4), actions + ["none"])
+    assert strided_action_accuracy(frames, actions, 2.0, stride=4) == 1.0
+    stutter = frames[(np.arange(len(frames)) // 4) * 4]  # each 4th frame held: moves only in jumps
+    assert action_accuracy(stutter, actions, 2.0) <= 0.3
+    assert strided_action_accuracy(stutter, actions, 2.0, stride=4) == 1.0
+    mixed = ["right", "up"] * 16  # no span of 4 with one action
+    assert np.isnan(strided_action_accuracy(frames, mixed, 2.0, stride=4))

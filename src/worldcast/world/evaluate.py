@@ -17,11 +17,19 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return g - g.mean()
 
 
+def _tukey(n: int, alpha: float = 0.3) -> np.ndarray:
+    """Flat in the middle, cosine-tapered over ``alpha / 2`` of each end. A Hann window (alpha 1)
+    leaves too little of a 64-pixel frame to match shifts of several pixels."""
+    x = (np.arange(n) + 0.5) / n
+    edge = np.minimum(x, 1 - x) / (alpha / 2)
+    return np.where(edge >= 1, 1.0, 0.5 * (1 - np.cos(np.pi * np.clip(edge, 0, 1))))
+
+
 def estimate_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Translation (dx, dy) in pixels that maps frame ``a`` onto frame ``b`` (phase correlation,
-    Hann-windowed, with a parabolic sub-pixel peak)."""
+    Tukey-windowed, with a parabolic sub-pixel peak)."""
     h, w = a.shape[:2]
-    window = np.outer(np.hanning(h), np.hanning(w))
+    window = np.outer(_tukey(h), _tukey(w))
     fa, fb = np.fft.fft2(_gray(a) * window), np.fft.fft2(_gray(b) * window)
     cross = fb * np.conj(fa)
     corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
@@ -38,28 +46,46 @@ def estimate_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(dx), float(dy)
 
 
+def _classify(dx: float, dy: float, min_shift: float) -> str:
+    camera = (-dx, -dy)  # the ground moves against the camera
+    if max(abs(camera[0]), abs(camera[1])) < min_shift:
+        return "none"
+    if abs(camera[0]) >= abs(camera[1]):
+        return "right" if camera[0] > 0 else "left"
+    return "down" if camera[1] > 0 else "up"
+
+
 def estimate_actions(frames: np.ndarray, speed_pixels: float, threshold: float = 0.5) -> list[str]:
     """The action behind each transition of (T, H, W, 3) frames: ``none`` when the ground moved
     less than ``threshold`` x the commanded speed, else the direction the camera went."""
-    actions = []
-    for a, b in zip(frames[:-1], frames[1:]):
-        dx, dy = estimate_shift(a, b)
-        camera = (-dx, -dy)  # the ground moves against the camera
-        if max(abs(camera[0]), abs(camera[1])) < threshold * speed_pixels:
-            actions.append("none")
-        elif abs(camera[0]) >= abs(camera[1]):
-            actions.append("right" if camera[0] > 0 else "left")
-        else:
-            actions.append("down" if camera[1] > 0 else "up")
-    return actions
+    return [_classify(*estimate_shift(a, b), threshold * speed_pixels) for a, b in zip(frames[:-1], frames[1:])]
+
+
+def _check_actions(actions: list[str], needed: int) -> None:
+    unknown = sorted(set(actions) - set(ACTION_VECTORS))
+    if unknown or len(actions) < needed:
+        raise ValueError(f"actions: need {needed} known actions (one per transition), "
+                         f"got {len(actions)}{f', unknown {unknown}' if unknown else ''}")
 
 
 def action_accuracy(frames: np.ndarray, actions: list[str], speed_pixels: float) -> float:
     """Fraction of transitions t -> t+1 whose estimated action is the commanded ``actions[t]``."""
+    _check_actions(actions, len(frames) - 1)
     estimated = estimate_actions(frames, speed_pixels)
-    commanded = actions[: len(estimated)]
-    unknown = sorted(set(commanded) - set(ACTION_VECTORS))
-    if unknown or len(commanded) < len(estimated):
-        raise ValueError(f"actions: need {len(estimated)} known actions (one per transition), "
-                         f"got {len(commanded)}{f', unknown {unknown}' if unknown else ''}")
-    return float(np.mean([e == c for e, c in zip(estimated, commanded)]))
+    return float(np.mean([e == c for e, c in zip(estimated, actions)]))
+
+
+def strided_action_accuracy(frames: np.ndarray, actions: list[str], speed_pixels: float, stride: int,
+                            threshold: float = 0.5) -> float:
+    """Like ``action_accuracy`` but over frames ``stride`` apart (t -> t + stride, t a multiple of
+    stride), counting only spans with one commanded action throughout; nan when there is none.
+    With ``stride`` = the VAE's temporal stride this reads motion at the model's own time step,
+    blind to how the decoder spreads it over the frames in between."""
+    _check_actions(actions, len(frames) - 1)
+    hits = []
+    for t in range(0, len(frames) - stride, stride):
+        span = set(actions[t:t + stride])
+        if len(span) == 1:
+            estimated = _classify(*estimate_shift(frames[t], frames[t + stride]), threshold * speed_pixels * stride)
+            hits.append(estimated == span.pop())
+    return float(np.mean(hits)) if hits else float("nan")
