@@ -6,7 +6,7 @@ from worldcast.cli import main
 
 def test_generate_writes_an_mp4_with_correct_frames_and_rate(tmp_path, capsys):
     out = tmp_path / "video.mp4"
-    assert main(["generate", "--prompt", "a fox", "--frames", "21", "--out", str(out),
+    assert main(["generate", "--model", "tiny", "--prompt", "a fox", "--frames", "21", "--out", str(out),
                  "--height", "64", "--width", "96", "--fps", "16"]) == 0
     err = capsys.readouterr().err
     assert "RANDOM weights" in err and "wrote 21 frames" in err
@@ -22,7 +22,7 @@ def test_generate_writes_an_mp4_with_correct_frames_and_rate(tmp_path, capsys):
 
 def test_recompute_baseline_and_causvid_schedule_run(tmp_path):
     out = tmp_path / "v.mp4"
-    assert main(["generate", "--prompt", "a fox", "--frames", "13", "--out", str(out), "--quiet",
+    assert main(["generate", "--model", "tiny", "--prompt", "a fox", "--frames", "13", "--out", str(out), "--quiet",
                  "--attention", "recompute", "--family", "causvid", "--height", "32", "--width", "32",
                  "--frames-per-block", "1", "--independent-first-frame", "--dtype", "float32", "--window", "2"]) == 0
     assert out.exists()
@@ -37,7 +37,7 @@ def test_recompute_baseline_and_causvid_schedule_run(tmp_path):
     (["--prompt", " "], "prompt: must not be empty"),
 ])
 def test_bad_arguments_exit_2_with_the_field_named(tmp_path, capsys, argv, message):
-    base = {"--prompt": "a fox", "--out": str(tmp_path / "v.mp4")}
+    base = {"--model": "tiny", "--prompt": "a fox", "--out": str(tmp_path / "v.mp4")}
     for flag, value in zip(argv[::2], argv[1::2]):
         base[flag] = value
     with pytest.raises(SystemExit) as exit_info:
@@ -154,7 +154,7 @@ def test_video_extension(tmp_path, sf_checkpoint):
 
 def test_image_needs_the_vae(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["generate", "--prompt", "x", "--image", str(tmp_path / "x.png"), "--frames", "13",
+        main(["generate", "--model", "tiny", "--prompt", "x", "--image", str(tmp_path / "x.png"), "--frames", "13",
               "--out", str(tmp_path / "v.mp4")])
     assert "image/video: encoding needs the Wan VAE" in capsys.readouterr().err
 
@@ -164,9 +164,13 @@ def test_train_world_model_end_to_end_smoke(tmp_path, capsys):
     out = tmp_path / "world"
     with pytest.raises(SystemExit):
         main(["train", "dit", "--out", str(out), "--steps", "1"])
-    assert "no trained VAE" in capsys.readouterr().err
+    assert "no finished VAE" in capsys.readouterr().err
     assert main(["train", "vae", "--out", str(out), "--steps", "1", "--batch-size", "1", "--clip-frames", "5"]) == 0
     assert (out / "vae.safetensors").exists() and (out / "vae.json").exists()
+    with pytest.raises(SystemExit):  # the recipe's order: vae, vae-long, dit
+        main(["train", "dit", "--out", str(out), "--steps", "1"])
+    assert "vae-long" in capsys.readouterr().err
+    assert main(["train", "vae-long", "--out", str(out), "--steps", "1", "--clip-frames", "9"]) == 0
     assert main(["train", "dit", "--out", str(out), "--steps", "1", "--batch-size", "1"]) == 0
     assert (out / "dit.safetensors").exists() and (out / "dit_loss.csv").exists()
     video = tmp_path / "world.mp4"
@@ -176,3 +180,43 @@ def test_train_world_model_end_to_end_smoke(tmp_path, capsys):
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (64, 64)
         assert len(list(container.decode(stream))) == 21
+
+
+@pytest.fixture
+def shipped_world(tmp_path, monkeypatch):
+    """Stand-in for the shipped weights: a random world model where the package keeps them."""
+    from tiny import random_world_dir
+    from worldcast.world import runtime
+
+    directory = random_world_dir(tmp_path / "weights")
+    monkeypatch.setattr(runtime, "WEIGHTS_DIR", directory)
+    return directory
+
+
+def test_generate_defaults_to_the_built_in_world(tmp_path, shipped_world, capsys):
+    video = tmp_path / "world.mp4"
+    assert main(["generate", "--prompt", "a top-down view of a desert at night", "--actions", "left*20",
+                 "--frames", "33", "--out", str(video)]) == 0
+    err = capsys.readouterr().err
+    assert "RANDOM" not in err and "NOTE" not in err and "wrote 33 frames (64x64" in err
+    assert main(["generate", "--prompt", "a red fox", "--frames", "9", "--out", str(video), "--quiet"]) == 0
+    assert "the prompt names none" in capsys.readouterr().err
+
+
+def test_eval_world_writes_a_report(tmp_path, shipped_world, capsys):
+    out = tmp_path / "eval"
+    assert main(["eval", "world", "--frames", "9", "--clips-per-scene", "1", "--long-seconds", "1",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "action following:" in printed and "prompt adherence:" in printed and "long rollout" in printed
+    assert (out / "report.json").exists() and (out / "strip.png").exists()
+
+
+def test_without_shipped_weights_generate_falls_back_to_tiny_and_says_so(tmp_path, monkeypatch, capsys):
+    from worldcast.world import runtime
+
+    monkeypatch.setattr(runtime, "WEIGHTS_DIR", tmp_path / "no-weights")
+    video = tmp_path / "v.mp4"
+    assert main(["generate", "--prompt", "a forest", "--frames", "9", "--out", str(video), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "no trained built-in world model" in err and "RANDOM weights" in err

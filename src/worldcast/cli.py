@@ -21,8 +21,9 @@ from worldcast.models.registry import PRESETS, SCHEDULES, guess_family, load_mod
 from worldcast.models.wan.vae import VAEFrameDecoder
 from worldcast.streaming.frames import fit_frames, read_frames
 from worldcast.streaming.mp4 import Mp4Writer
-from worldcast.world.model import WorldModelSpec, is_world_model_dir, load_world_model, read_config
-from worldcast.world.sim import ACTIONS, parse_actions
+from worldcast.world.model import WorldModelSpec, is_world_model_dir, read_config
+from worldcast.world.runtime import default_world_dir, load_world_components
+from worldcast.world.sim import ACTIONS, BIOMES, TIMES, Scene, parse_actions
 from worldcast.world.text import load_minilm
 
 log = logging.getLogger("worldcast")
@@ -62,10 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--video", type=Path, default=None,
                        help="video extension: the video's first frames are encoded and continued")
     gen.add_argument("--out", type=Path, default=Path("out/video.mp4"), help="output MP4 path")
-    gen.add_argument("--model", default="tiny",
-                     help=f"a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 or diffusers directory), a "
-                          f"directory written by 'worldcast train', or a random-weight preset: "
-                          f"{', '.join(sorted(PRESETS))}")
+    gen.add_argument("--model", default=None,
+                     help=f"default: the built-in world model (64x64, camera actions, prompts name a scene "
+                          f"such as 'a forest at night'). Or a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 "
+                          f"or diffusers directory), a directory written by 'worldcast train', or a "
+                          f"random-weight preset: {', '.join(sorted(PRESETS))}")
     gen.add_argument("--actions", default=None,
                      help='camera actions per frame for action-conditioned models, e.g. "right*32,up*16" '
                           "(or a file holding that); padded with 'none'")
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--independent-first-frame", action="store_true",
                      help="generate the first latent frame as its own block")
     gen.add_argument("--window", type=int, default=None,
-                     help="sliding-window cache: each block sees only the last N latent frames (memory stays flat)")
+                     help="sliding-window cache: each block sees only the last N latent frames (memory stays "
+                          "flat); 0 keeps every frame. Default: the built-in world's trained context, else 0")
     gen.add_argument("--attention", default="cache", choices=["cache", "recompute"],
                      help="paged KV cache, or the no-cache baseline that recomputes the past")
     gen.add_argument("--seed", type=int, default=0)
@@ -94,14 +97,29 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--fps", type=int, default=16)
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
-    train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)")
-    train.add_argument("stage", choices=["vae", "dit"])
+    train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)",
+                           description="With no flags, each stage runs the recipe of the shipped weights.")
+    train.add_argument("stage", choices=["vae", "vae-long", "dit"],
+                       help="run in this order: vae (short clips), vae-long (long-clip fine-tuning), dit")
     train.add_argument("--out", type=Path, default=Path("out/world"), help="checkpoints, logs and weights")
-    train.add_argument("--steps", type=int, required=True)
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--steps", type=int, default=None, help="default: the recipe's")
+    train.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate; default: the recipe's")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--clip-frames", type=int, default=9, help="VAE training clip length (1 + 4k)")
+    train.add_argument("--clip-frames", type=int, default=None, help="VAE training clip length (1 + 4k)")
+
+    evaluate = sub.add_parser("eval", help="measure the built-in world model against its simulator")
+    evaluate.add_argument("target", choices=["world"])
+    evaluate.add_argument("--model", type=Path, default=None, help="a 'worldcast train' directory (default: shipped)")
+    evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
+                          help="report.json, strip.png, clips.mp4, long_*.mp4")
+    evaluate.add_argument("--frames", type=int, default=81, help="pixel frames per action/prompt clip")
+    evaluate.add_argument("--clips-per-scene", type=int, default=2)
+    evaluate.add_argument("--long-seconds", type=float, default=60.0, help="length of the drift rollouts (0: skip)")
+    evaluate.add_argument("--window", type=int, default=None,
+                          help="latent frames of context per block (default: the model's trained context)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
     return parser
 
 
@@ -112,15 +130,17 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
     height, width = DEFAULT_SIZE.get(args.model, (480, 832))
     schedule = SCHEDULES[args.family or guess_family(Path(args.model))]
     vae_stride = (4, 8, 8)
-    if is_world_model_dir(args.model):  # the built-in world model: its own sizes and schedule
+    window = args.window or None
+    if is_world_model_dir(args.model):  # the built-in world model: its own sizes, schedule, window
         spec = WorldModelSpec()
         height = width = spec.size
         vae_stride = (spec.temporal_stride, spec.spatial_stride, spec.spatial_stride)
         schedule = SCHEDULES[args.family] if args.family else spec.schedule
+        window = spec.context_frames if args.window is None else window
     if args.steps is not None:
         schedule = dataclasses.replace(schedule, denoising_steps=args.steps)
     return EngineConfig(
-        model=model, schedule=schedule, cache=CacheConfig(window_frames=args.window),
+        model=model, schedule=schedule, cache=CacheConfig(window_frames=window),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,
         attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile,
@@ -152,8 +172,8 @@ def _components(args: argparse.Namespace, config: EngineConfig) -> tuple:
         return (model, HashingTextEncoder(config.model.text_dim, config.model.text_len),
                 LatentPreviewDecoder(config.model.in_dim, config.vae_stride, seed=args.seed), RANDOM_WEIGHTS_NOTICE)
     if is_world_model_dir(args.model):
-        dit, vae = load_world_model(args.model, config.torch_dtype, config.device)
-        return dit, load_minilm(dit.config.text_len), VAEFrameDecoder(vae), None
+        return (*load_world_components(Path(args.model), config.torch_dtype,
+                                       resolve_dtype(args.vae_dtype, "vae_dtype"), config.device), None)
     loaded = load_model(args.model, args.family, args.wan_dir, config.torch_dtype, config.device,
                         resolve_dtype(args.vae_dtype, "vae_dtype"))
     if loaded.vae is None:
@@ -210,8 +230,37 @@ def _actions(args: argparse.Namespace, config: EngineConfig, latent_frames: int)
     return tuple(ACTIONS.index(n) for n in names)
 
 
+NO_WORLD_WEIGHTS_NOTICE = (
+    "worldcast: NOTE: this build has no trained built-in world model yet (docs/world.md: its first "
+    "training run did not meet the quality targets, so no weights ship); falling back to the random "
+    "'tiny' preset. Train one with 'worldcast train vae', 'vae-long', 'dit' and pass --model DIR.")
+
+
+def _default_model() -> str:
+    """The shipped built-in world model, or the random 'tiny' preset (said so) while none ships."""
+    try:
+        return str(default_world_dir())
+    except ValueError:
+        print(NO_WORLD_WEIGHTS_NOTICE, file=sys.stderr)
+        return "tiny"
+
+
+def _check_world_prompt(prompt: str) -> None:
+    """The world model knows its scenes by name; say so when a prompt names none."""
+    try:
+        Scene.from_prompt(prompt)
+    except ValueError:
+        print(f"worldcast: NOTE: the built-in world knows the scenes {', '.join(BIOMES)} at "
+              f"{', '.join(TIMES)}; the prompt names none, so the scene will be a blend", file=sys.stderr)
+
+
 def generate(args: argparse.Namespace) -> int:
+    if args.window is not None and args.window < 0:
+        raise ValueError(f"window: must be >= 0 (0 keeps every frame), got {args.window}")
+    if args.model is None:
+        args.model = _default_model()
     if is_world_model_dir(args.model):
+        _check_world_prompt(args.prompt)
         base = read_config(Path(args.model), "dit", ModelConfig)
     else:
         base = preset(args.model) if args.model in PRESETS else ModelConfig()
@@ -245,22 +294,55 @@ def generate(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     from worldcast.world.model import WorldModelSpec, load_world_vae
-    from worldcast.world.text import load_minilm
-    from worldcast.world.train import TrainConfig, prompt_embeddings, save_weights, train_dit, train_vae
+    from worldcast.world.train import (
+        DIT_RECIPE,
+        VAE_CLIP_FRAMES,
+        VAE_LONG_CLIP_FRAMES,
+        VAE_LONG_RECIPE,
+        VAE_RECIPE,
+        prompt_embeddings,
+        save_weights,
+        train_dit,
+        train_vae,
+        train_vae_long,
+    )
 
     spec = WorldModelSpec()
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    if args.stage == "vae":
-        vae = train_vae(spec, cfg, args.out, clip_frames=args.clip_frames)
+    recipe = {"vae": VAE_RECIPE, "vae-long": VAE_LONG_RECIPE, "dit": DIT_RECIPE}[args.stage]
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
+    cfg = dataclasses.replace(recipe, seed=args.seed, **{k: v for k, v in overrides.items() if v is not None})
+    if args.stage in ("vae", "vae-long"):
+        if args.stage == "vae":
+            vae = train_vae(spec, cfg, args.out, clip_frames=args.clip_frames or VAE_CLIP_FRAMES)
+        else:
+            vae = train_vae_long(spec, cfg, args.out, clip_frames=args.clip_frames or VAE_LONG_CLIP_FRAMES)
         path = save_weights(vae, vae.config, args.out, "vae", dtype=torch.float32)
     else:
-        vae_file = args.out / "vae.safetensors"
-        if not vae_file.exists():
-            raise ValueError(f"train dit: no trained VAE at {vae_file}; run 'worldcast train vae' first")
+        if not (args.out / "vae_long_checkpoint.pt").exists():
+            raise ValueError(f"train dit: no finished VAE in {args.out}; run 'worldcast train vae' and "
+                             f"'worldcast train vae-long' first")
         vae = load_world_vae(args.out)
         dit = train_dit(spec, cfg, vae, prompt_embeddings(load_minilm(spec.dit.text_len)), args.out)
         path = save_weights(dit, dit.config, args.out, "dit")
     print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def evaluate_world(args: argparse.Namespace) -> int:
+    import json
+
+    from worldcast.world.report import EvalConfig, evaluate_world, summary_lines
+    from worldcast.world.runtime import WorldModel, WorldSettings
+
+    cfg = EvalConfig(frames=args.frames, clips_per_scene=args.clips_per_scene, long_seconds=args.long_seconds,
+                     seed=args.seed)
+    settings = WorldSettings() if args.window is None else WorldSettings(window=args.window or None)
+    report = evaluate_world(WorldModel(args.model, settings), cfg, args.out)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(summary_lines(report)))
+        print(f"wrote {args.out}/report.json, strip.png, clips.mp4, long_*.mp4", file=sys.stderr)
     return 0
 
 
@@ -270,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return train(args) if args.command == "train" else generate(args)
+        return {"train": train, "eval": evaluate_world, "generate": generate}[args.command](args)
     except ValueError as err:  # includes CheckpointError
         parser.exit(2, f"worldcast: error: {err}\n")
 
