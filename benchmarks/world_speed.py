@@ -1,66 +1,90 @@
-"""Generation speed of the built-in world model's architecture vs. real time (16 fps playback).
+"""Generation speed of the built-in world model vs. real time (16 fps playback).
 
 Frames per second = pixel frames delivered (VAE decode included) per wall-clock second of
-``Engine.stream``, each frame counted once, after one warm-up video. Uses a trained world-model
-directory when given (--model DIR), else random weights of the same shapes (speed does not
-depend on the weights).
+``Engine.stream``, each frame counted once, after one warm-up video; the median of ``--repeats``
+runs is reported. Uses the shipped weights unless --model names another 'worldcast train'
+directory; --random uses random weights of the same shapes (speed does not depend on weights).
 
     .venv/bin/python benchmarks/world_speed.py
-    .venv/bin/python benchmarks/world_speed.py --model out/world --frames 161 --window 12
+    .venv/bin/python benchmarks/world_speed.py --frames 969 --json docs/bench/world_speed.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from worldcast import CacheConfig, Engine, EngineConfig, GenerationRequest
-from worldcast.models.registry import random_model
-from worldcast.models.wan.vae import VAEFrameDecoder, WanVAE
-from worldcast.world.model import WorldModelSpec, load_world_model
-from worldcast.world.sim import ACTIONS, FPS
-from worldcast.world.train import world_vae_config
+from worldcast.profiling.peak import matmul_peak
+from worldcast.world.runtime import WorldModel, WorldSettings
+from worldcast.world.sim import FPS, random_actions
+
+
+def _random_world_dir() -> Path:
+    from worldcast.models.wan.dit import CausalWanDiT
+    from worldcast.models.wan.vae import WanVAE
+    from worldcast.world.model import WorldModelSpec
+    from worldcast.world.train import save_weights, world_vae_config
+
+    spec, directory = WorldModelSpec(), Path(tempfile.mkdtemp())
+    dit = CausalWanDiT(spec.dit)
+    save_weights(dit, dit.config, directory, "dit")
+    vae = WanVAE(world_vae_config(spec))
+    save_weights(vae, vae.config, directory, "vae", dtype=torch.float32)
+    return directory
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="a directory written by 'worldcast train'")
-    p.add_argument("--frames", type=int, default=81, help="pixel frames per video (1 + 4k)")
-    p.add_argument("--window", type=int, default=None, help="sliding-window cache, latent frames")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    p.add_argument("--model", default=None, help="a directory written by 'worldcast train' (default: shipped)")
+    p.add_argument("--random", action="store_true", help="random weights of the same architecture")
+    p.add_argument("--frames", type=int, default=81, help="pixel frames per video (9 + 12k)")
+    p.add_argument("--window", type=int, default=None, help="latent frames of context (default: trained context)")
+    p.add_argument("--vae-dtype", default="float32", choices=["bfloat16", "float32"])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
-    spec = WorldModelSpec()
-    dtype = getattr(torch, args.dtype)
-    if args.model:
-        dit, vae = load_world_model(args.model, dtype)
-    else:
-        dit, vae = random_model(spec.dit, dtype=dtype), WanVAE(world_vae_config(spec)).eval()
-    config = EngineConfig(model=dit.config, schedule=spec.schedule, height=spec.size, width=spec.size,
-                          vae_stride=(spec.temporal_stride, spec.spatial_stride, spec.spatial_stride),
-                          frames_per_block=spec.frames_per_block, dtype=args.dtype,
-                          cache=CacheConfig(window_frames=args.window))
-    engine = Engine(config, dit, decoder=VAEFrameDecoder(vae))
-    latent_frames = 1 + (args.frames - 1) // spec.temporal_stride
-    embeds = torch.randn(12, spec.dit.text_dim)
-    actions = [i // 16 % len(ACTIONS) for i in range(args.frames)]
+    import numpy as np
 
-    def run() -> tuple[int, float, list[float]]:
-        request = GenerationRequest(latent_frames, prompt_embeds=embeds, seed=0, actions=actions)
-        frames, start, decode = 0, time.perf_counter(), []
-        for block in engine.stream(request):
+    settings = WorldSettings(vae_dtype=args.vae_dtype) if args.window is None else \
+        WorldSettings(window=args.window or None, vae_dtype=args.vae_dtype)
+    world = WorldModel(_random_world_dir() if args.random else args.model, settings)
+    actions = random_actions(np.random.default_rng(0), args.frames)
+    prompt = "a top-down view of a forest at day"
+
+    def run() -> tuple[int, float, float]:
+        frames, decode, start = 0, 0.0, time.perf_counter()
+        for block in world.stream(prompt, actions, args.frames):
             frames += len(block.frames)
-            decode.append(block.timings["decode"])
+            decode += block.timings["decode"]
         return frames, time.perf_counter() - start, decode
 
+    peak = matmul_peak() * 1e12  # TFLOP/s -> FLOP/s
     run()  # warm-up
-    frames, seconds, decode = run()
+    runs = [run() for _ in range(args.repeats)]
+    frames = runs[0][0]
+    seconds = statistics.median(r[1] for r in runs)
+    decode = statistics.median(r[2] for r in runs)
     fps = frames / seconds
-    print(f"world model ({'trained' if args.model else 'random weights'}), {spec.size}x{spec.size}, {args.dtype}, "
-          f"{latent_frames} latent frames, threads={torch.get_num_threads()}")
-    print(f"{frames} frames in {seconds:.2f} s = {fps:.1f} frames/s = {fps / FPS:.2f}x real time at {FPS} fps "
-          f"(VAE decode {sum(decode):.2f} s of it)")
+    result = {"weights": "random" if args.random else str(world.directory), "frames": frames,
+              "size": world.spec.size, "window": settings.window, "vae_dtype": args.vae_dtype,
+              "threads": torch.get_num_threads(), "seconds": seconds, "vae_decode_seconds": decode,
+              "frames_per_second": fps, "real_time_factor": fps / FPS,
+              "frames_per_second_without_decode": frames / (seconds - decode),
+              "bf16_matmul_peak_tflops": peak / 1e12}
+    print(f"world model ({result['weights']}), {world.spec.size}x{world.spec.size}, window {settings.window}, "
+          f"VAE {args.vae_dtype}, threads={result['threads']}, bf16 matmul peak now {peak / 1e12:.2f} TFLOP/s")
+    print(f"{frames} frames in {seconds:.2f} s (median of {args.repeats}) = {fps:.1f} frames/s = "
+          f"{fps / FPS:.2f}x real time at {FPS} fps (VAE decode {decode:.2f} s of it; "
+          f"{result['frames_per_second_without_decode']:.1f} frames/s without it)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
