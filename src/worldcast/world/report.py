@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from worldcast.world.classifier import SceneClassifier, simulator_frames
 from worldcast.world.evaluate import action_accuracy, estimate_actions, strided_action_accuracy
-from worldcast.world.quality import Bounds, rollout_stats
+from worldcast.world.quality import Bounds, chunks, rollout_stats
 from worldcast.world.runtime import WorldModel
 from worldcast.world.sim import ACTIONS, FPS, Scene, World, random_actions, rollout
 from worldcast.world.train import HELD_OUT_SEEDS
@@ -110,10 +110,8 @@ def evaluate_long(model: WorldModel, cfg: EvalConfig, classifier: SceneClassifie
                                         actions, cfg.chunk_seconds)]
     bounds = Bounds.from_reference(reference)
     stats = rollout_stats(frames, actions, cfg.chunk_seconds)
-    size = int(round(cfg.chunk_seconds * FPS))
     rows = []
-    for k, s in enumerate(stats):
-        window = slice(k * size, min((k + 1) * size, n))
+    for k, (window, s) in enumerate(zip(chunks(n, cfg.chunk_seconds), stats)):
         inside = bounds.check(s)
         rows.append({"chunk": k, "seconds": [window.start / FPS, window.stop / FPS], **s.as_dict(),
                      "in_bounds": inside, "all_in_bounds": all(inside.values()),
