@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, default=Path("out/video.mp4"), help="output MP4 path")
     gen.add_argument("--model", default=None,
                      help=f"default: the built-in world model (64x64, camera actions, prompts name a scene "
-                          f"such as 'a forest at night'). Or a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 "
+                          f"such as 'a forest at night'; the random 'tiny' preset while no weights ship). "
+                          f"Or a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 "
                           f"or diffusers directory), a directory written by 'worldcast train', or a "
                           f"random-weight preset: {', '.join(sorted(PRESETS))}")
     gen.add_argument("--actions", default=None,
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
     train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)",
-                           description="With no flags, each stage runs the recipe of the shipped weights.")
+                           description="With no flags, each stage runs the built-in world's recipe (docs/world.md).")
     train.add_argument("stage", choices=["vae", "vae-long", "dit"],
                        help="run in this order: vae (short clips), vae-long (long-clip fine-tuning), dit")
     train.add_argument("--out", type=Path, default=Path("out/world"), help="checkpoints, logs and weights")
