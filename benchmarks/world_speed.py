@@ -23,20 +23,7 @@ import torch
 from worldcast.profiling.peak import matmul_peak
 from worldcast.world.runtime import WorldModel, WorldSettings
 from worldcast.world.sim import FPS, random_actions
-
-
-def _random_world_dir() -> Path:
-    from worldcast.models.wan.dit import CausalWanDiT
-    from worldcast.models.wan.vae import WanVAE
-    from worldcast.world.model import WorldModelSpec
-    from worldcast.world.train import save_weights, world_vae_config
-
-    spec, directory = WorldModelSpec(), Path(tempfile.mkdtemp())
-    dit = CausalWanDiT(spec.dit)
-    save_weights(dit, dit.config, directory, "dit")
-    vae = WanVAE(world_vae_config(spec))
-    save_weights(vae, vae.config, directory, "vae", dtype=torch.float32)
-    return directory
+from worldcast.world.train import save_random_world
 
 
 def main() -> None:
@@ -53,7 +40,7 @@ def main() -> None:
 
     settings = WorldSettings(vae_dtype=args.vae_dtype) if args.window is None else \
         WorldSettings(window=args.window or None, vae_dtype=args.vae_dtype)
-    world = WorldModel(_random_world_dir() if args.random else args.model, settings)
+    world = WorldModel(save_random_world(Path(tempfile.mkdtemp())) if args.random else args.model, settings)
     actions = random_actions(np.random.default_rng(0), args.frames)
     prompt = "a top-down view of a forest at day"
 

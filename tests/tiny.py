@@ -78,14 +78,6 @@ def hf_to_wan_t5(key: str) -> str | None:
 def random_world_dir(path, seed: int = 0):
     """A directory in the layout 'worldcast train' writes, with random weights of the built-in
     world model's real architecture (so the CLI and runtime load it like the shipped one)."""
-    from worldcast.models.wan.vae import WanVAE
-    from worldcast.world.model import WorldModelSpec
-    from worldcast.world.train import save_weights, world_vae_config
+    from worldcast.world.train import save_random_world
 
-    spec = WorldModelSpec()
-    torch.manual_seed(seed)
-    dit = CausalWanDiT(spec.dit)
-    vae = WanVAE(world_vae_config(spec))
-    save_weights(dit, dit.config, path, "dit")
-    save_weights(vae, vae.config, path, "vae", dtype=torch.float32)
-    return path
+    return save_random_world(path, seed=seed)

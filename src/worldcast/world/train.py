@@ -328,6 +328,18 @@ def save_weights(module: torch.nn.Module, config: object, directory: Path, name:
     return path
 
 
+def save_random_world(directory: Path, spec: WorldModelSpec | None = None, seed: int = 0) -> Path:
+    """A world-model directory with random weights of ``spec``'s architecture, in the layout
+    ``worldcast train`` writes (speed measurements and tests load it like trained weights)."""
+    spec = spec or WorldModelSpec()
+    torch.manual_seed(seed)
+    dit = CausalWanDiT(spec.dit)
+    vae = WanVAE(world_vae_config(spec))
+    save_weights(dit, dit.config, directory, "dit")
+    save_weights(vae, vae.config, directory, "vae", dtype=torch.float32)
+    return directory
+
+
 def prompt_embeddings(text_encoder) -> dict[str, torch.Tensor]:
     """Every scene's prompt, encoded once."""
     return {scene.prompt: text_encoder.encode(scene.prompt) for scene in Scene.all()}
