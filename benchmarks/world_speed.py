@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--random", action="store_true", help="random weights of the same architecture")
     p.add_argument("--frames", type=int, default=81, help="pixel frames per video (9 + 12k)")
     p.add_argument("--window", type=int, default=None, help="latent frames of context (default: trained context)")
-    p.add_argument("--vae-dtype", default="float32", choices=["bfloat16", "float32"])
+    p.add_argument("--vae-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()

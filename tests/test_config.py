@@ -23,6 +23,7 @@ def test_model_config_errors_name_the_field(kwargs, field):
     (dict(denoising_steps=(1200,)), "denoising_steps"),
     (dict(denoising_steps=(999.5,)), "whole numbers"),
     (dict(shift=0), "ScheduleConfig.shift"),
+    (dict(sampler="ddim"), "ScheduleConfig.sampler"),
     (dict(context_noise=1000), "context_noise"),
 ])
 def test_schedule_config_errors(kwargs, field):

@@ -87,6 +87,9 @@ class ModelConfig:
         return (latent_height // self.patch_size[1]) * (latent_width // self.patch_size[2])
 
 
+SAMPLERS = ("renoise", "euler")
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     """Flow-matching sampling schedule for the few-step causal models."""
@@ -96,9 +99,16 @@ class ScheduleConfig:
     shift: float = 5.0
     num_train_timesteps: int = 1000
     context_noise: float = 0.0
+    # How a step moves to the next noise level: "renoise" predicts x0 and adds fresh noise (the
+    # few-step distilled models' rule: Self-Forcing, CausVid); "euler" follows the predicted flow
+    # (the probability-flow ODE, as diffusers' FlowMatchEulerDiscreteScheduler), which keeps the
+    # noise a sample started from and suits models trained by plain flow matching.
+    sampler: str = "renoise"
 
     def __post_init__(self) -> None:
         _positive_int(self.num_train_timesteps, "ScheduleConfig.num_train_timesteps")
+        _require(self.sampler in SAMPLERS, "ScheduleConfig.sampler",
+                 f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         T = self.num_train_timesteps
         _require(len(self.denoising_steps) > 0, "ScheduleConfig.denoising_steps", "must not be empty")
         _require(all(0 < s <= T for s in self.denoising_steps), "ScheduleConfig.denoising_steps",

@@ -34,6 +34,19 @@ def test_cached_generation_matches_recompute(prompt_embeds, dtype, first):
     assert (cached - full).abs().max() < TOLERANCE[dtype]
 
 
+def test_euler_sampling_cached_matches_recompute_and_differs_from_renoise(prompt_embeds):
+    from worldcast.config import ScheduleConfig
+
+    def run(sampler, mode):
+        config = tiny_engine_config(attention=mode, schedule=ScheduleConfig(sampler=sampler))
+        request = GenerationRequest(9, prompt_embeds=prompt_embeds, seed=3)
+        return Engine(config, strong_model()).generate(request).latents
+
+    cached, full = run("euler", "cache"), run("euler", "recompute")
+    assert (cached - full).abs().max() < TOLERANCE["float32"]
+    assert (cached - run("renoise", "cache")).abs().max() > 100 * TOLERANCE["float32"]
+
+
 def test_the_cache_matters(prompt_embeds):
     """Guard for the test above: changing the first block's noise moves the later blocks."""
     config = tiny_engine_config()

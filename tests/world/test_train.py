@@ -5,7 +5,15 @@ import torch
 
 from tiny import TINY
 from worldcast.world.model import WorldModelSpec
-from worldcast.world.train import TrainConfig, group_actions, train_dit, train_vae, train_vae_long
+from worldcast.world.train import (
+    TrainConfig,
+    encode_latent_clips,
+    group_actions,
+    sample_windows,
+    train_dit,
+    train_vae,
+    train_vae_long,
+)
 
 SPEC = WorldModelSpec(size=32, vae_dim=4, z_dim=4, dit=dataclasses.replace(
     TINY, in_dim=4, out_dim=4, num_actions=5, text_dim=8, text_len=4), clip_frames=21)
@@ -48,7 +56,7 @@ def test_dit_training_runs_with_actions_and_text(tmp_path):
     vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
     from worldcast.world.sim import Scene
     embeds = {scene.prompt: torch.randn(3, 8) for scene in Scene.all()}
-    model = train_dit(SPEC, TrainConfig(steps=2, batch_size=2), vae, embeds, tmp_path)
+    model = train_dit(SPEC, TrainConfig(steps=2, batch_size=2, data_clips=3, data_windows=2), vae, embeds, tmp_path)
     losses = [float(r["loss"]) for r in _rows(tmp_path / "dit_loss.csv")]
     assert len(losses) == 2 and all(value > 0 for value in losses)
     assert not model.training
@@ -71,3 +79,32 @@ def test_bad_training_config_names_the_field():
         TrainConfig(steps=1, lr=0)
     with pytest.raises(ValueError, match="TrainConfig.min_lr_ratio"):
         TrainConfig(steps=1, min_lr_ratio=2)
+
+
+def test_dit_clips_are_encoded_once_and_cut_into_block_aligned_windows(tmp_path):
+    vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
+    cfg = TrainConfig(steps=1, data_clips=3, data_windows=3)
+    cache = tmp_path / "dit_data.pt"
+    data = encode_latent_clips(SPEC, cfg, vae, cache=cache, batch=2)
+    latent_frames = SPEC.clip_latent_frames + 2 * SPEC.frames_per_block  # three windows
+    assert data.latents.shape[:3] == (3, 4, latent_frames) and data.actions.shape[:2] == (3, latent_frames)
+    assert len(data.prompts) == 3 and data.actions[:, 0].eq(0).all()  # the first latent: no move yet
+    stamp = cache.stat().st_mtime_ns
+    again = encode_latent_clips(SPEC, cfg, vae, cache=cache)
+    assert torch.equal(again.latents, data.latents) and cache.stat().st_mtime_ns == stamp  # reused
+    torch.manual_seed(0)
+    x0, actions, prompts = sample_windows(data, SPEC, batch=64)
+    assert x0.shape == (64, 4, SPEC.clip_latent_frames, 8, 8) and len(prompts) == 64
+    windows = {w: data.latents[:, :, w * SPEC.frames_per_block:][:, :, :SPEC.clip_latent_frames].float()
+               for w in range(3)}
+    found = {w for b in range(64) for w, lat in windows.items() if any(torch.equal(x0[b], c) for c in lat)}
+    assert found == {0, 1, 2}  # every block-aligned window is drawn, the first among them
+
+
+def test_dit_data_settings_are_validated():
+    import pytest
+
+    with pytest.raises(ValueError, match="TrainConfig.data_windows"):
+        TrainConfig(steps=1, data_windows=1)
+    with pytest.raises(ValueError, match="TrainConfig.data_clips"):
+        TrainConfig(steps=1, data_clips=0)

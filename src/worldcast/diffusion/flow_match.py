@@ -29,7 +29,7 @@ from worldcast.config import ScheduleConfig
 
 
 class FlowMatchSchedule:
-    """Timesteps, sigmas and the two update rules. Knows nothing of the model."""
+    """Timesteps, sigmas and the update rules. Knows nothing of the model."""
 
     def __init__(self, config: ScheduleConfig) -> None:
         self.config = config
@@ -70,3 +70,13 @@ class FlowMatchSchedule:
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timestep: float) -> torch.Tensor:
         sigma = self.sigma(timestep)
         return ((1 - sigma) * x0.float() + sigma * noise.float()).to(x0.dtype)
+
+    def next_sample(self, x_t: torch.Tensor, flow: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor,
+                    timestep: float, next_timestep: float) -> torch.Tensor:
+        """The sample at ``next_timestep`` by the configured rule: ``renoise`` puts fresh
+        ``noise`` on the predicted ``x0``; ``euler`` moves along the predicted ``flow``,
+        x + (sigma_next - sigma) * flow (``noise`` unused)."""
+        if self.config.sampler == "euler":
+            step = self.sigma(next_timestep) - self.sigma(timestep)
+            return (x_t.float() + step * flow.float()).to(x_t.dtype)
+        return self.add_noise(x0, noise, next_timestep)

@@ -29,6 +29,7 @@ class Runner:
         x = noise
         for t, t_next in steps:          x0 = x - sigma(t) * DiT(x, t)        (reads cache)
                                           x  = (1 - sigma(t_next)) x0 + sigma(t_next) noise
+                                               (or, sampler "euler": x + (sigma(t_next) - sigma(t)) DiT(x, t))
         commit:                           DiT(x0, context_noise)               (writes cache)
 
     ``recompute`` mode keeps no cache: every step re-runs the DiT over all earlier clean
@@ -55,7 +56,7 @@ class Runner:
             flow = self._forward(session, x, t)
             x0 = self.schedule.x0_from_flow(flow, x, t)
             if t_next is not None:
-                x = self.schedule.add_noise(x0, step_noise[index].to(device, dtype), t_next)
+                x = self.schedule.next_sample(x, flow, x0, step_noise[index].to(device, dtype), t, t_next)
             timings[f"step_{index}"] = time.perf_counter() - start
         if session.pages is not None:
             start = time.perf_counter()

@@ -1,8 +1,14 @@
 """Measuring generated worlds against the simulator: camera motion from the pixels.
 
-Phase correlation finds the translation between consecutive frames (the ground moves opposite
+Cross-correlation finds the translation between consecutive frames (the ground moves opposite
 to the camera); the dominant axis and sign name the action. The same estimator run on the
 simulator's own frames gives the ceiling a model can reach.
+
+Plain (not phase-normalised) correlation on purpose: phase correlation weights every frequency
+alike, so a decoder's faint fixed-pattern texture, which stays put while the scene moves, wins
+the vote and reads as "no motion". On a trained VAE's reconstructions phase correlation read the
+motion of frames four apart right 74% of the time and plain correlation 90%; on the simulator's
+own frames both read 100%.
 """
 
 from __future__ import annotations
@@ -26,13 +32,12 @@ def _tukey(n: int, alpha: float = 0.3) -> np.ndarray:
 
 
 def estimate_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Translation (dx, dy) in pixels that maps frame ``a`` onto frame ``b`` (phase correlation,
-    Tukey-windowed, with a parabolic sub-pixel peak)."""
+    """Translation (dx, dy) in pixels that maps frame ``a`` onto frame ``b`` (cross-correlation of
+    the Tukey-windowed grey frames, with a parabolic sub-pixel peak)."""
     h, w = a.shape[:2]
     window = np.outer(_tukey(h), _tukey(w))
     fa, fb = np.fft.fft2(_gray(a) * window), np.fft.fft2(_gray(b) * window)
-    cross = fb * np.conj(fa)
-    corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
+    corr = np.fft.ifft2(fb * np.conj(fa)).real
     py, px = np.unravel_index(np.argmax(corr), corr.shape)
 
     def refine(values: np.ndarray, i: int) -> float:

@@ -53,10 +53,11 @@ class WorldSettings:
 
     window: int | None = WorldModelSpec().context_frames
     dtype: str = "bfloat16"
-    vae_dtype: str = "float32"
+    vae_dtype: str = "bfloat16"  # 4x faster than float32 on CPU; 63 dB from it with trained weights
     device: str = "cpu"
     compile: bool = False
     attention: str = "cache"
+    sampler: str | None = None  # None: the spec's ("renoise" or "euler", see ScheduleConfig)
 
 
 class WorldModel:
@@ -68,7 +69,9 @@ class WorldModel:
         self.spec, self.settings = spec or WorldModelSpec(), settings
         spec = self.spec
         self.config = EngineConfig(  # validates the settings before the weights load
-            schedule=spec.schedule, cache=CacheConfig(window_frames=settings.window),
+            schedule=spec.schedule if settings.sampler is None else
+            dataclasses.replace(spec.schedule, sampler=settings.sampler),
+            cache=CacheConfig(window_frames=settings.window),
             height=spec.size, width=spec.size,
             vae_stride=(spec.temporal_stride, spec.spatial_stride, spec.spatial_stride),
             frames_per_block=spec.frames_per_block, attention=settings.attention,

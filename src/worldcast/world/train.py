@@ -51,8 +51,12 @@ class TrainConfig:
     warmup_steps: int = 50  # linear warm-up, then cosine decay to ``min_lr_ratio`` x lr
     min_lr_ratio: float = 0.1
     bf16: bool = True  # autocast matmuls/convs to bfloat16 (CPU: AMX; ~1.4x for the VAE)
-    kl_weight: float = 1e-6  # VAE only
+    kl_weight: float = 1e-6  # VAE only: weight of the KL term
+    sample_latents: bool = True  # VAE only: decode a posterior sample (False: its mean, a plain autoencoder)
     clean_prob: float = 0.3  # DiT only: chance that a block is clean context
+    data_clips: int = 256  # DiT only: simulator clips rendered and encoded once, before training
+    data_windows: int = 6  # DiT only: block-aligned training windows per encoded clip
+    compile: bool = False  # DiT only: torch.compile the transformer blocks
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
@@ -64,6 +68,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_steps: must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"TrainConfig.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        if self.data_clips <= 0:
+            raise ValueError(f"TrainConfig.data_clips: must be positive, got {self.data_clips}")
+        if self.data_windows < 2:
+            raise ValueError(f"TrainConfig.data_windows: must be >= 2 (the first window and later ones), "
+                             f"got {self.data_windows}")
         if not 0 <= self.clean_prob < 1:
             raise ValueError(f"TrainConfig.clean_prob: must be in [0, 1), got {self.clean_prob}")
 
@@ -75,7 +84,7 @@ VAE_RECIPE = TrainConfig(steps=1200, batch_size=4, lr=1e-3)
 VAE_CLIP_FRAMES = 9
 VAE_LONG_RECIPE = TrainConfig(steps=400, batch_size=1, lr=3e-4, warmup_steps=20)
 VAE_LONG_CLIP_FRAMES = 33
-DIT_RECIPE = TrainConfig(steps=1400, batch_size=4, lr=6e-4, clean_prob=0.4)
+DIT_RECIPE = TrainConfig(steps=4000, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=800, compile=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +164,7 @@ def _loop(name: str, out_dir: Path, model: torch.nn.Module, cfg: TrainConfig, lo
     start, seconds_before = _resume(checkpoint, model, optimizer)
     losses = LossLog(out_dir / f"{name}_loss.csv")
     began = time.perf_counter()
+    skipped = 0
     model.train()
     with tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {name}",
               disable=None) as bar:
@@ -166,8 +176,12 @@ def _loop(name: str, out_dir: Path, model: torch.nn.Module, cfg: TrainConfig, lo
                 loss = loss_fn(step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if torch.isfinite(norm):
+                optimizer.step()
+            else:  # one overflowing bf16 batch must not poison the weights; its loss is logged
+                skipped += 1
+                log.warning("train %s: step %d has a non-finite gradient; skipped (%d so far)", name, step + 1, skipped)
             seconds = seconds_before + time.perf_counter() - began
             losses.write(step + 1, loss.item(), seconds)
             bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -188,12 +202,14 @@ def world_vae_config(spec: WorldModelSpec) -> VAEConfig:
                      latent_mean=(0.0,) * spec.z_dim, latent_std=(1.0,) * spec.z_dim)
 
 
-def _vae_loss(vae: WanVAE, pixels: torch.Tensor, kl_weight: float) -> torch.Tensor:
+def _vae_loss(vae: WanVAE, pixels: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     mu, log_var = vae.encode_distribution(pixels)
-    z = mu + torch.randn_like(mu) * (0.5 * log_var.clamp(-30, 20)).exp()
+    z = mu + torch.randn_like(mu) * (0.5 * log_var.clamp(-30, 20)).exp() if cfg.sample_latents else mu
     recon = vae.decode_raw(z)
-    kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).mean()
-    return F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels) + kl_weight * kl
+    loss = F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels)
+    if cfg.kl_weight:
+        loss = loss + cfg.kl_weight * 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).mean()
+    return loss
 
 
 def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path, clip_frames: int = VAE_CLIP_FRAMES) -> WanVAE:
@@ -205,7 +221,7 @@ def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path, clip_frames
 
     def loss_fn(step: int) -> torch.Tensor:
         seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + step * cfg.batch_size + i for i in range(cfg.batch_size)]
-        return _vae_loss(vae, clip_batch(spec, seeds, clip_frames)[0], cfg.kl_weight)
+        return _vae_loss(vae, clip_batch(spec, seeds, clip_frames)[0], cfg)
 
     _loop("vae", out_dir, vae, cfg, loss_fn)
     return with_latent_stats(vae, spec)
@@ -227,7 +243,7 @@ def train_vae_long(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path,
     def loss_fn(step: int) -> torch.Tensor:
         seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + 5_000_000 + step * cfg.batch_size + i
                  for i in range(cfg.batch_size)]
-        return _vae_loss(vae, clip_batch(spec, seeds, clip_frames)[0], cfg.kl_weight)
+        return _vae_loss(vae, clip_batch(spec, seeds, clip_frames)[0], cfg)
 
     _loop("vae_long", out_dir, vae, cfg, loss_fn)
     return with_latent_stats(vae, spec)
@@ -266,13 +282,70 @@ def _pad(embedding: torch.Tensor, length: int) -> torch.Tensor:
     return F.pad(embedding[:length], (0, 0, 0, length - min(len(embedding), length)))
 
 
+@dataclass(frozen=True)
+class LatentClips:
+    """Simulator clips encoded once by the VAE; the DiT trains on windows cut from them."""
+    latents: torch.Tensor  # (N, C, L, h, w) normalised latents, bfloat16
+    actions: torch.Tensor  # (N, L, actions_per_frame) action ids grouped per latent frame
+    prompts: list[str]  # (N,)
+
+
+def _fingerprint(module: torch.nn.Module) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def encode_latent_clips(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, cache: Path | None = None,
+                        batch: int = 4) -> LatentClips:
+    """``cfg.data_clips`` clips long enough for ``cfg.data_windows`` block-aligned training windows,
+    encoded once (rendering and encoding cost more than a DiT step). ``cache`` keeps them across
+    resumes; it is reused only when the clips, their length and the VAE are the same."""
+    latent_frames = spec.clip_latent_frames + (cfg.data_windows - 1) * spec.frames_per_block
+    frames = 1 + (latent_frames - 1) * spec.temporal_stride
+    key = {"clips": cfg.data_clips, "frames": frames, "seed": cfg.seed, "vae": _fingerprint(vae)}
+    if cache is not None and cache.exists():
+        stored = torch.load(cache, map_location="cpu", weights_only=False)
+        if stored["key"] == key:
+            return stored["data"]
+        log.info("re-encoding the DiT's clips: %s was made for other clips or another VAE", cache)
+    latents, actions, prompts = [], [], []
+    for first in tqdm(range(0, cfg.data_clips, batch), desc="encode dit clips", disable=None):
+        seeds = [DIT_SEEDS + cfg.seed * 10_000_000 + i for i in range(first, min(first + batch, cfg.data_clips))]
+        pixels, ids, scenes = clip_batch(spec, seeds, frames)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            latents.append(vae.encode(pixels).to(torch.bfloat16))  # (b, C, L, h, w)
+        actions.append(group_actions(ids, latent_frames, spec.dit.actions_per_frame))
+        prompts += [scene.prompt for scene in scenes]
+    data = LatentClips(torch.cat(latents), torch.cat(actions), prompts)
+    if cache is not None:
+        _save_atomic({"key": key, "data": data}, cache)
+    return data
+
+
+def sample_windows(data: LatentClips, spec: WorldModelSpec, batch: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(B, C, L, h, w) latents, (B, L, per_frame) actions and prompts of ``batch`` training windows:
+    half start at a clip's first frame (a 1-frame first latent, as when generation starts), half
+    one or more blocks later (as every later window of a long rollout looks)."""
+    length = spec.clip_latent_frames
+    windows = (data.latents.shape[2] - length) // spec.frames_per_block + 1
+    clips = torch.randint(0, len(data.prompts), (batch,)).tolist()
+    later = torch.randint(1, windows, (batch,))
+    starts = (torch.where(torch.rand(batch) < 0.5, 0, later) * spec.frames_per_block).tolist()
+    x0 = torch.stack([data.latents[c, :, s:s + length] for c, s in zip(clips, starts)]).float()
+    actions = torch.stack([data.actions[c, s:s + length] for c, s in zip(clips, starts)])
+    return x0, actions, [data.prompts[c] for c in clips]
+
+
 def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embeddings: dict[str, torch.Tensor],
               out_dir: Path) -> CausalWanDiT:
-    """Diffusion forcing on clips of ``spec.clip_frames`` pixel frames, through a block-causal mask.
-
-    One block more than a clip is rendered and encoded; half the samples take the clip from the
-    video's first frame (a 1-frame first latent, as when generation starts), half start one
-    block later (as every later window of a long rollout looks: no first-frame latent)."""
+    """Diffusion forcing on windows of ``spec.clip_frames`` pixel frames, through a block-causal
+    mask, on clips encoded once up front (``encode_latent_clips``)."""
     torch.manual_seed(cfg.seed)
     model = CausalWanDiT(spec.dit)
     schedule = FlowMatchSchedule(spec.schedule)
@@ -280,29 +353,28 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
     if latent_frames % spec.frames_per_block:
         raise ValueError(f"clip_frames: {spec.clip_frames} gives {latent_frames} latent frames, not whole blocks")
     blocks = latent_frames // spec.frames_per_block
-    lead = spec.frames_per_block
     tokens = (spec.latent_size // spec.dit.patch_size[1]) * (spec.latent_size // spec.dit.patch_size[2])
     mask = block_causal_mask([spec.frames_per_block] * blocks, tokens)
-    vae.eval().requires_grad_(False).to_channels_last()
+    vae = vae.eval().requires_grad_(False).to_channels_last()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = encode_latent_clips(spec, cfg, vae, cache=out_dir / "dit_data.pt")
+    text_table = {p: _pad(e, spec.dit.text_len) for p, e in prompt_embeddings.items()}
+    if cfg.compile:
+        for block in model.blocks:
+            block.compile(dynamic=False)
 
     def loss_fn(step: int) -> torch.Tensor:
-        seeds = [DIT_SEEDS + cfg.seed * 10_000_000 + step * cfg.batch_size + i for i in range(cfg.batch_size)]
-        pixels, actions, scenes = clip_batch(spec, seeds, spec.clip_frames + lead * spec.temporal_stride)
-        latents = vae.encode(pixels)  # (B, C, lead + L, h, w), normalised
-        grouped = group_actions(actions, lead + latent_frames, spec.dit.actions_per_frame)
-        starts = (torch.randint(0, 2, (cfg.batch_size,)) * lead).tolist()
-        x0 = torch.stack([latents[b, :, s:s + latent_frames] for b, s in enumerate(starts)])  # (B, C, L, h, w)
-        clip_actions = torch.stack([grouped[b, s:s + latent_frames] for b, s in enumerate(starts)])
+        x0, clip_actions, prompts = sample_windows(data, spec, cfg.batch_size)
         t_block = block_timesteps(schedule, blocks, cfg.batch_size, cfg.clean_prob)
         t = t_block.repeat_interleave(spec.frames_per_block, dim=1)  # (B, L)
         sigma = torch.tensor([[schedule.sigma(float(v)) for v in row] for row in t])[:, None, :, None, None]
         noise = torch.randn_like(x0)
         x_t = (1 - sigma) * x0 + sigma * noise
-        text = model.encode_text(torch.stack([_pad(prompt_embeddings[s.prompt], spec.dit.text_len) for s in scenes]))
+        text = model.encode_text(torch.stack([text_table[p] for p in prompts]))
         offset = int(torch.randint(0, spec.dit.rope_max_positions - latent_frames + 1, ()))
         flow = model(x_t, t, text, DenseKV(mask), frame_offset=offset, actions=clip_actions)
         weight = (t > 0).float()[:, None, :, None, None]  # clean context blocks carry no loss
-        err = (flow - (noise - x0)).pow(2) * weight
+        err = (flow.float() - (noise - x0)).pow(2) * weight
         return err.sum() / (weight.sum() * x0.shape[1] * x0.shape[3] * x0.shape[4]).clamp_min(1)
 
     _loop("dit", out_dir, model, cfg, loss_fn)
