@@ -31,8 +31,9 @@ class WorldModelSpec:
     dit: ModelConfig = field(default_factory=lambda: ModelConfig(
         dim=256, ffn_dim=1024, num_heads=4, num_layers=6, freq_dim=128, text_dim=MINILM_DIM, text_len=16,
         in_dim=8, out_dim=8, num_actions=len(ACTIONS), actions_per_frame=4))
+    # Euler steps: the DiT is trained by plain flow matching, not distilled (docs/world.md)
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
-        denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0))
+        denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler"))
     frames_per_block: int = 3
     clip_frames: int = 33  # pixel frames per training clip: 9 latent frames = 3 blocks
 

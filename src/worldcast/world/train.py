@@ -78,7 +78,7 @@ class TrainConfig:
 
 
 # The built-in world's recipe (``worldcast train vae|vae-long|dit`` with no flags runs these),
-# sized so that all stages together take under an hour on a 2-core CPU. Its first run missed the
+# sized so that all stages together take under an hour on a 2-core CPU. Its runs so far missed the
 # quality targets (docs/world.md), so it is the starting point for the next one, not a result.
 VAE_RECIPE = TrainConfig(steps=1200, batch_size=4, lr=1e-3)
 VAE_CLIP_FRAMES = 9

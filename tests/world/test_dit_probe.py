@@ -1,0 +1,23 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tiny import random_world_dir
+
+
+def _probe_module():
+    path = Path(__file__).parents[2] / "benchmarks" / "world_dit_probe.py"
+    spec = importlib.util.spec_from_file_location("world_dit_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_the_probe_reports_every_noise_level_and_condition(tmp_path):
+    result = _probe_module().probe(str(random_world_dir(tmp_path / "world")), clips=2)
+    assert [round(r["sigma"], 2) for r in result["rows"]] == [1.0, 0.9, 0.75, 0.5]
+    conditions = {"conditioned", "actions none", "actions of another clip", "another scene's prompt"}
+    assert all(conditions < set(r) and all(r[c] > 0 for c in conditions) for r in result["rows"])
+    assert result["baselines"]["zeros"] > 0 and result["baselines"]["copy last context frame"] > 0
