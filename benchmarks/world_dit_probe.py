@@ -23,7 +23,7 @@ from worldcast.models.attention import DenseKV, block_causal_mask
 from worldcast.world.model import WorldModelSpec, load_world_model
 from worldcast.world.sim import Scene
 from worldcast.world.text import load_minilm
-from worldcast.world.train import HELD_OUT_SEEDS, clip_batch, group_actions, prompt_embeddings
+from worldcast.world.train import HELD_OUT_SEEDS, clip_batch, group_actions, pad_prompt, prompt_embeddings
 
 
 def held_out_windows(spec: WorldModelSpec, vae, clips: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -53,8 +53,7 @@ def probe(directory: str, clips: int, seed: int = 0) -> dict:
     target = x0[:, :, -f:]
 
     def text(ps: list[str]) -> torch.Tensor:
-        embeds = [torch.nn.functional.pad(table[p], (0, 0, 0, spec.dit.text_len - len(table[p]))) for p in ps]
-        return dit.encode_text(torch.stack(embeds))
+        return dit.encode_text(torch.stack([pad_prompt(table[p], spec.dit.text_len) for p in ps]))
 
     variants = {"conditioned": (text(prompts), actions), "actions none": (text(prompts), torch.zeros_like(actions)),
                 "actions of another clip": (text(prompts), shuffled),

@@ -277,7 +277,7 @@ def block_timesteps(schedule: FlowMatchSchedule, num_blocks: int, batch: int, cl
     return torch.where(torch.rand(batch, num_blocks) < clean_prob, torch.zeros_like(t), t)
 
 
-def _pad(embedding: torch.Tensor, length: int) -> torch.Tensor:
+def pad_prompt(embedding: torch.Tensor, length: int) -> torch.Tensor:
     """(L, D) -> (length, D), zero-padded (what ``encode_text`` would do) so prompts stack."""
     return F.pad(embedding[:length], (0, 0, 0, length - min(len(embedding), length)))
 
@@ -358,7 +358,7 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
     vae = vae.eval().requires_grad_(False).to_channels_last()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = encode_latent_clips(spec, cfg, vae, cache=out_dir / "dit_data.pt")
-    text_table = {p: _pad(e, spec.dit.text_len) for p, e in prompt_embeddings.items()}
+    text_table = {p: pad_prompt(e, spec.dit.text_len) for p, e in prompt_embeddings.items()}
     if cfg.compile:
         for block in model.blocks:
             block.compile(dynamic=False)
