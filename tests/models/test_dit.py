@@ -181,6 +181,18 @@ def test_exp_form_of_gelu_tanh_is_the_same_function():
     torch.testing.assert_close(compiled(x), F.gelu(x, approximate="tanh"), atol=2e-6, rtol=1e-5)
 
 
+def test_compiled_gelu_tanh_has_finite_gradients_where_exp_overflows():
+    """The compiled form once divided by 1 + exp(-2z): below x = -10 that overflows and the
+    gradient was NaN, which poisoned training steps as activations grew."""
+    x = torch.linspace(-40, 40, 801, requires_grad=True)
+    compiled = torch.compile(GELUTanh(), backend="eager")  # the compile-time branch
+    compiled(x).sum().backward()
+    reference = torch.linspace(-40, 40, 801, requires_grad=True)
+    F.gelu(reference, approximate="tanh").sum().backward()
+    assert torch.isfinite(x.grad).all()
+    torch.testing.assert_close(x.grad, reference.grad, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.slow
 def test_compiled_blocks_match_eager():
     """torch.compile'd blocks (fused elementwise, exp-form GELU) give the eager result."""
