@@ -179,7 +179,7 @@ def _loop(name: str, out_dir: Path, model: torch.nn.Module, cfg: TrainConfig, lo
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             if torch.isfinite(norm):
                 optimizer.step()
-            else:  # one overflowing bf16 batch must not poison the weights; its loss is logged
+            else:  # one overflowing batch must not poison the weights; its loss is still logged
                 skipped += 1
                 log.warning("train %s: step %d has a non-finite gradient; skipped (%d so far)", name, step + 1, skipped)
             seconds = seconds_before + time.perf_counter() - began
