@@ -244,8 +244,8 @@ def _actions(args: argparse.Namespace, config: EngineConfig, latent_frames: int)
 
 
 NO_WORLD_WEIGHTS_NOTICE = (
-    "worldcast: NOTE: this build has no trained built-in world model yet (docs/world.md: its first "
-    "training run did not meet the quality targets, so no weights ship); falling back to the random "
+    "worldcast: NOTE: this build has no trained built-in world model yet (docs/world.md: its training "
+    "runs so far did not meet the quality targets, so no weights ship); falling back to the random "
     "'tiny' preset. Train one with 'worldcast train vae', 'vae-long', 'dit' and pass --model DIR.")
 
 
