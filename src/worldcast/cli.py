@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from worldcast import __version__
+from worldcast import __version__, progress
 from worldcast.config import DTYPES, SAMPLERS, CacheConfig, EngineConfig, ModelConfig, resolve_dtype
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
 from worldcast.models.registry import PRESETS, SCHEDULES, guess_family, load_model, preset, random_model
 from worldcast.models.wan.vae import VAEFrameDecoder
+from worldcast.profiling.peak import matmul_peak
+from worldcast.profiling.profiler import Profiler, profile_lines
 from worldcast.streaming.frames import fit_frames, read_frames
 from worldcast.streaming.mp4 import Mp4Writer
 from worldcast.world.model import WorldModelSpec, is_world_model_dir, read_config
@@ -63,44 +67,37 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--video", type=Path, default=None,
                        help="video extension: the video's first frames are encoded and continued")
     gen.add_argument("--out", type=Path, default=Path("out/video.mp4"), help="output MP4 path")
-    gen.add_argument("--model", default=None,
-                     help=f"default: the built-in world model (64x64, camera actions, prompts name a scene "
-                          f"such as 'a forest at night'; the random 'tiny' preset while no weights ship). "
-                          f"Or a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 "
-                          f"or diffusers directory), a directory written by 'worldcast train', or a "
-                          f"random-weight preset: {', '.join(sorted(PRESETS))}")
     gen.add_argument("--actions", default=None,
                      help='camera actions per frame for action-conditioned models, e.g. "right*32,up*16" '
                           "(or a file holding that); padded with 'none'")
-    gen.add_argument("--wan-dir", type=Path, default=None,
-                     help="Wan2.1-T2V directory with the VAE, umT5 encoder and tokenizer")
-    gen.add_argument("--family", default=None, choices=sorted(SCHEDULES),
-                     help="sampling schedule (default: causvid if the path says so, else self_forcing)")
-    gen.add_argument("--steps", type=_number_list, default=None,
-                     help="override the denoising steps, e.g. 1000,750,500,250")
-    gen.add_argument("--sampler", default=None, choices=list(SAMPLERS),
-                     help="how a denoising step moves on: renoise (x0, then fresh noise: distilled few-step "
-                          "models) or euler (follow the flow). Default: the model's")
-    gen.add_argument("--height", type=int, default=None, help="pixels (default: per model)")
-    gen.add_argument("--width", type=int, default=None, help="pixels (default: per model)")
-    gen.add_argument("--frames-per-block", type=int, default=3, help="latent frames per block")
-    gen.add_argument("--independent-first-frame", action="store_true",
-                     help="generate the first latent frame as its own block")
-    gen.add_argument("--window", type=int, default=None,
-                     help="sliding-window cache: each block sees only the last N latent frames (memory stays "
-                          "flat); 0 keeps every frame. Default: the built-in world's trained context, else 0")
-    gen.add_argument("--attention", default="cache", choices=["cache", "recompute"],
-                     help="paged KV cache, or the no-cache baseline that recomputes the past")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
-    gen.add_argument("--vae-dtype", default=None, choices=sorted(DTYPES),
-                     help="VAE precision; default: bfloat16 for the built-in world (4x faster on CPU, 63 dB "
-                          "from float32 with its trained weights), float32 otherwise (as Wan decodes)")
-    gen.add_argument("--device", default="cpu")
-    gen.add_argument("--compile", action="store_true",
-                     help="torch.compile the DiT blocks (slow first block, faster after)")
+    _add_model_options(gen)
     gen.add_argument("--fps", type=int, default=16)
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    gen.add_argument("--profile", type=Path, default=None,
+                     help="write a profile (JSON: per-block latency, stage breakdown, memory, FLOP/s) here")
+    gen.add_argument("--trace", type=Path, default=None,
+                     help="write a Chrome/Perfetto trace of the stages here (open in ui.perfetto.dev)")
+    gen.add_argument("--json", action="store_true",
+                     help="print a JSON summary on stdout (with the profile's figures when profiling)")
+
+    bench = sub.add_parser("bench", help="time one generation under every cache setting, with baselines",
+                           description="Runs the same generation with the no-cache baseline and each cache "
+                                       "policy, in one process: warm-up, repeats, medians; writes JSON and plots.")
+    bench.add_argument("--prompt", default="a top-down view of a forest at day")
+    bench.add_argument("--frames", type=int, default=81, help="pixel frames per run (1 + 4k, whole blocks)")
+    bench.add_argument("--settings", default="recompute,paged,window",
+                       help="comma-separated: recompute (no cache), paged (full cache), window (sliding window)")
+    bench.add_argument("--bench-window", type=int, default=None,
+                       help="latent frames kept by the 'window' setting (default: the model's --window, else 6)")
+    bench.add_argument("--warmup", type=int, default=1, help="unmeasured runs per setting")
+    bench.add_argument("--repeats", type=int, default=3, help="measured runs per setting (medians reported)")
+    bench.add_argument("--no-peak", action="store_true", help="skip measuring the matmul peak (no MFU)")
+    bench.add_argument("--no-output", action="store_true", help="do not encode the frames to MP4 in each run")
+    bench.add_argument("--fps", type=int, default=16, help="frame rate of the (throwaway) MP4 each run writes")
+    bench.add_argument("--out", type=Path, default=Path("out/bench"), help="bench.json and PNG plots")
+    _add_model_options(bench)
+    bench.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
     train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)",
                            description="With no flags, each stage runs the built-in world's recipe (docs/world.md).")
@@ -116,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dit: simulator clips encoded once before training; default: the recipe's")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="dit: torch.compile the transformer blocks; default: the recipe's (on)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--json", action="store_true", help="print what was trained and saved as JSON on stdout")
 
     evaluate = sub.add_parser("eval", help="measure the built-in world model against its simulator")
     evaluate.add_argument("target", choices=["world"])
@@ -130,8 +129,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sampler", default=None, choices=list(SAMPLERS),
                           help="the denoising update (default: the model's; see 'generate --help')")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     evaluate.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
     return parser
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """What picks and configures the model and engine (shared by generate and bench)."""
+    p.add_argument("--model", default=None,
+                   help=f"default: the built-in world model (64x64, camera actions, prompts name a scene "
+                        f"such as 'a forest at night'; the random 'tiny' preset while no weights ship). "
+                        f"Or a checkpoint (Self-Forcing/CausVid .pt, Wan2.1 "
+                        f"or diffusers directory), a directory written by 'worldcast train', or a "
+                        f"random-weight preset: {', '.join(sorted(PRESETS))}")
+    p.add_argument("--wan-dir", type=Path, default=None,
+                   help="Wan2.1-T2V directory with the VAE, umT5 encoder and tokenizer")
+    p.add_argument("--family", default=None, choices=sorted(SCHEDULES),
+                   help="sampling schedule (default: causvid if the path says so, else self_forcing)")
+    p.add_argument("--steps", type=_number_list, default=None,
+                   help="override the denoising steps, e.g. 1000,750,500,250")
+    p.add_argument("--sampler", default=None, choices=list(SAMPLERS),
+                   help="how a denoising step moves on: renoise (x0, then fresh noise: distilled few-step "
+                        "models) or euler (follow the flow). Default: the model's")
+    p.add_argument("--height", type=int, default=None, help="pixels (default: per model)")
+    p.add_argument("--width", type=int, default=None, help="pixels (default: per model)")
+    p.add_argument("--frames-per-block", type=int, default=3, help="latent frames per block")
+    p.add_argument("--independent-first-frame", action="store_true",
+                   help="generate the first latent frame as its own block")
+    p.add_argument("--window", type=int, default=None,
+                   help="sliding-window cache: each block sees only the last N latent frames (memory stays "
+                        "flat); 0 keeps every frame. Default: the built-in world's trained context, else 0")
+    p.add_argument("--attention", default="cache", choices=["cache", "recompute"],
+                   help="paged KV cache, or the no-cache baseline that recomputes the past")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
+    p.add_argument("--vae-dtype", default=None, choices=sorted(DTYPES),
+                   help="VAE precision; default: bfloat16 for the built-in world (4x faster on CPU, 63 dB "
+                        "from float32 with its trained weights), float32 otherwise (as Wan decodes)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the DiT blocks (slow first block, faster after)")
 
 
 DEFAULT_SIZE = {"tiny": (128, 128)}
@@ -274,9 +311,7 @@ def generate(args: argparse.Namespace) -> int:
         args.model = _default_model()
     if is_world_model_dir(args.model):
         _check_world_prompt(args.prompt)
-        base = read_config(Path(args.model), "dit", ModelConfig)
-    else:
-        base = preset(args.model) if args.model in PRESETS else ModelConfig()
+    base = _base_model_config(args.model)
     if args.image is not None:
         args.independent_first_frame = True  # the image is its own first block
     config = _engine_config(args, base)
@@ -289,20 +324,123 @@ def generate(args: argparse.Namespace) -> int:
     generated = total_latent - (0 if prefix is None else prefix.shape[1])
     request = GenerationRequest(generated, prompt=args.prompt, seed=args.seed, prefix_latents=prefix,
                                 actions=_actions(args, config, total_latent))
-    engine = Engine(config, model, text_encoder, decoder)
+    profiler = Profiler(config.device) if args.profile or args.trace or args.json else None
+    engine = Engine(config, model, text_encoder, decoder, profiler=profiler)
+    stage = profiler.stage if profiler is not None else _untimed
     start = time.perf_counter()
-    bar = tqdm(total=args.frames, unit="frame", disable=args.quiet or not sys.stderr.isatty())
-    with Mp4Writer(args.out, fps=args.fps) as writer:
+    bar = progress.bar(total=args.frames, unit="frame")
+    writer = Mp4Writer(args.out, fps=args.fps)
+    try:
         for block in engine.stream(request):
-            writer.write(block.frames)
+            with stage("output_encode", block.request_id, block.block_index):
+                writer.write(block.frames)
             bar.update(len(block.frames))
-    bar.close()
+        with stage("output_encode"):
+            writer.close()  # flushes the encoder's look-ahead
+    finally:
+        writer.close()
+        bar.close()
     elapsed = time.perf_counter() - start
-    if not args.quiet:
+    summary = {"out": str(args.out), "frames": writer.frames_written, "width": config.width,
+               "height": config.height, "fps": args.fps, "seconds": elapsed,
+               "frames_per_second": writer.frames_written / elapsed}
+    if profiler is not None:
+        peak = matmul_peak(config.torch_dtype, config.device) if args.profile else None
+        summary["profile"] = profiler.summary(peak)
+        if args.profile:
+            profiler.write_json(args.profile, peak)
+        if args.trace:
+            profiler.write_chrome_trace(args.trace)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
         print(f"wrote {writer.frames_written} frames ({config.width}x{config.height}, {args.fps} fps) "
               f"to {args.out} in {elapsed:.2f} s ({writer.frames_written / elapsed:.1f} frames/s)",
               file=sys.stderr)
+        if profiler is not None:
+            print("\n".join(profile_lines(summary["profile"])), file=sys.stderr)
     return 0
+
+
+def _base_model_config(model: str) -> ModelConfig:
+    """The architecture named by --model, before any weights load (to validate sizes early)."""
+    if is_world_model_dir(model):
+        return read_config(Path(model), "dit", ModelConfig)
+    return preset(model) if model in PRESETS else ModelConfig()
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Default model: the shipped built-in world; while none ships, random weights of its
+    architecture in a temporary directory (speed does not depend on the weights' values)."""
+    if args.model is None:
+        try:
+            args.model = str(default_world_dir())
+        except ValueError:
+            import tempfile
+
+            from worldcast.world.train import save_random_world
+
+            with tempfile.TemporaryDirectory(prefix="worldcast-bench-world-") as directory:
+                args.model = str(save_random_world(Path(directory)))
+                return _bench(args, notice=RANDOM_WORLD_BENCH_NOTICE)
+    return _bench(args, notice=None)
+
+
+RANDOM_WORLD_BENCH_NOTICE = (
+    "worldcast: NOTE: no trained built-in world ships yet; benchmarking RANDOM weights of its architecture "
+    "(64x64, MiniLM text, VAE decode): the timings are those of the trained model, the video is noise.")
+
+
+def _bench(args: argparse.Namespace, notice: str | None) -> int:
+    from worldcast.profiling.bench import (
+        BenchConfig,
+        Components,
+        Mp4Sink,
+        run_bench,
+        select_settings,
+        table,
+        write_plots,
+    )
+
+    if args.window is not None and args.window < 0:
+        raise ValueError(f"window: must be >= 0 (0 keeps every frame), got {args.window}")
+    if args.bench_window is not None and args.bench_window <= 0:
+        raise ValueError(f"bench-window: must be positive, got {args.bench_window}")
+    config = _engine_config(args, _base_model_config(args.model))
+    latent_frames = _latent_frames(config, args.frames)
+    window = args.bench_window or config.cache.window_frames or 6
+    cfg = BenchConfig(tuple(select_settings([n.strip() for n in args.settings.split(",") if n.strip()], window)),
+                      warmup=args.warmup, repeats=args.repeats, measure_peak=not args.no_peak)
+    model, text_encoder, decoder, loaded_notice = _components(args, config)
+    notice = notice or loaded_notice
+    if notice and not args.quiet:
+        print(notice, file=sys.stderr)
+    config = dataclasses.replace(config, model=model.config)
+    request = GenerationRequest(latent_frames, prompt=args.prompt, seed=args.seed)
+    runs = len(cfg.settings) * (cfg.warmup + cfg.repeats)
+    with progress.bar(total=runs, unit="run") as bar:
+        def run_done(label: str) -> None:
+            bar.set_description(label)
+            bar.update(1)
+
+        report = run_bench(cfg, config, Components(model, text_encoder, decoder), request,
+                           sink_factory=None if args.no_output else (lambda: Mp4Sink(args.fps)), progress=run_done)
+    report["model"] = {"name": args.model, "notice": notice}
+    report["frames"] = args.frames
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(report, indent=2))
+    plots = write_plots(report, args.out)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif not args.quiet:
+        print(table(report))
+        print(f"wrote {args.out / 'bench.json'} and {', '.join(p.name for p in plots)}", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _untimed(*_: object) -> Iterator[None]:
+    yield
 
 
 def train(args: argparse.Namespace) -> int:
@@ -338,13 +476,14 @@ def train(args: argparse.Namespace) -> int:
         vae = load_world_vae(args.out)
         dit = train_dit(spec, cfg, vae, prompt_embeddings(load_minilm(spec.dit.text_len)), args.out)
         path = save_weights(dit, dit.config, args.out, "dit")
-    print(f"saved {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"stage": args.stage, "saved": str(path), "config": dataclasses.asdict(cfg)}, indent=2))
+    elif not args.quiet:
+        print(f"saved {path}", file=sys.stderr)
     return 0
 
 
 def evaluate_world(args: argparse.Namespace) -> int:
-    import json
-
     from worldcast.world.report import EvalConfig, evaluate_world, summary_lines
     from worldcast.world.runtime import WorldModel
 
@@ -356,7 +495,7 @@ def evaluate_world(args: argparse.Namespace) -> int:
     report = evaluate_world(WorldModel(args.model, settings), cfg, args.out)
     if args.json:
         print(json.dumps(report, indent=2))
-    else:
+    elif not args.quiet:
         print("\n".join(summary_lines(report)))
         print(f"wrote {args.out}/report.json, strip.png, clips.mp4, long_*.mp4", file=sys.stderr)
     return 0
@@ -367,8 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    progress.silence(args.quiet or args.json)
     try:
-        return {"train": train, "eval": evaluate_world, "generate": generate}[args.command](args)
+        return {"train": train, "eval": evaluate_world, "generate": generate, "bench": bench}[args.command](args)
     except ValueError as err:  # includes CheckpointError
         parser.exit(2, f"worldcast: error: {err}\n")
 

@@ -21,3 +21,18 @@ def test_the_probe_reports_every_noise_level_and_condition(tmp_path):
     conditions = {"conditioned", "actions none", "actions of another clip", "another scene's prompt"}
     assert all(conditions < set(r) and all(r[c] > 0 for c in conditions) for r in result["rows"])
     assert result["baselines"]["zeros"] > 0 and result["baselines"]["copy last context frame"] > 0
+
+
+def _script(name: str):
+    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_the_vae_bound_scores_the_simulator_itself_perfectly(tmp_path):
+    result = _script("world_vae_bound").bound(str(random_world_dir(tmp_path / "world")), clips=2, frames=9)
+    assert result["prompt_sim"] == 1.0 and result["motion_sim"] == 1.0  # the measures are sound
+    assert result["psnr_db"] < 20 and result["prompt"] < 1.0  # random weights reconstruct nothing

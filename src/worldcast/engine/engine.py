@@ -20,6 +20,7 @@ from worldcast.engine.runner import Runner
 from worldcast.engine.scheduler import Scheduler
 from worldcast.engine.session import Session
 from worldcast.models.wan.dit import CausalWanDiT, TextContext
+from worldcast.profiling.profiler import KVUsage, Profiler, Span
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,12 @@ class Engine:
 
     ``stream(request)`` is the primary call: a generator yielding each block as it is done.
     ``add_request`` / ``step`` drive several sessions at once (round-robin, one block a step).
+    With a ``profiler`` (``worldcast.profiling.Profiler``) every stage and block is recorded.
     """
 
     def __init__(self, config: EngineConfig, model: CausalWanDiT,
-                 text_encoder: TextEncoder | None = None, decoder: Decoder | None = None) -> None:
+                 text_encoder: TextEncoder | None = None, decoder: Decoder | None = None,
+                 profiler: Profiler | None = None) -> None:
         if model.config != config.model:
             raise ValueError("model: its ModelConfig differs from EngineConfig.model")
         if model.dtype != config.torch_dtype:
@@ -64,7 +67,9 @@ class Engine:
         self.schedule = FlowMatchSchedule(config.schedule)
         self.spec = KVCacheSpec.from_engine_config(config)
         self.pool: PagePool | None = None
-        self.runner = Runner(model, self.schedule, storage=None)
+        self.profiler = profiler
+        self.clock = time.perf_counter if profiler is None else profiler.clock
+        self.runner = Runner(model, self.schedule, storage=None, clock=self.clock)
         self.scheduler = Scheduler(pool=None)
         self.sessions: dict[int, Session] = {}
         self._ids = itertools.count()
@@ -76,12 +81,18 @@ class Engine:
     def add_request(self, request: GenerationRequest) -> int:
         prefix_sizes, block_sizes = self._layout(request)
         self._validate(request)
+        request_id = next(self._ids)
+        arrived = self.clock()
+        text = self._text_context(request)
+        if self.profiler is not None:
+            self.profiler.request_arrived(request_id, arrived)
+            self.profiler.add_span(Span("text_encode", arrived, self.clock(), request_id))
         m = self.config.model
         total_frames = sum(prefix_sizes) + sum(block_sizes)
         session = Session(
-            next(self._ids), request, prefix_sizes + block_sizes,
+            request_id, request, prefix_sizes + block_sizes,
             (m.in_dim, self.config.latent_height, self.config.latent_width),
-            self._text_context(request), pages=None,
+            text, pages=None,
             decoder_state=self.decoder.new_state() if self.decoder and request.decode else None,
             prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
             window=self.config.cache.window_frames)
@@ -165,19 +176,34 @@ class Engine:
             session.pages.append_frames(session.current_block_frames)
         result = self.runner.run_block(session)
         latents = result.latents[0].float().cpu()
-        timings = dict(result.timings)
+        spans = list(result.spans)
         frames = None
         if session.decoder_state is not None:
-            start = time.perf_counter()
+            start = self.clock()
             frames = self.decoder.decode_block(latents, session.decoder_state)
-            timings["decode"] = time.perf_counter() - start
+            spans.append(Span("decode", start, self.clock(), session.request_id, block_index))
         session.advance(result.latents)
         if session.pages is not None and session.window is not None:
             session.pages.evict_before(session.frames_done - session.window)
+        if self.profiler is not None:
+            self.profiler.block_done(session.request_id, block_index, latents.shape[1],
+                                     0 if frames is None else len(frames), spans, result.flops, self._kv_usage(session))
         if session.finished:
             self._finish(session)
+        timings: dict[str, float] = {}
+        for span in spans:
+            timings[span.name] = timings.get(span.name, 0.0) + span.seconds
         return BlockOutput(session.request_id, block_index, frame_start, latents, frames, timings,
                            is_last=session.finished, is_prefix=is_prefix)
+
+    def _kv_usage(self, session: Session) -> KVUsage:
+        """KV bytes held by ``session`` and by the pool after its block (zero without a cache)."""
+        if session.pages is None or self.pool is None:
+            return KVUsage()
+        page = self.spec.bytes_per_page
+        reserved = self.scheduler.reserved.get(session.request_id, 0)
+        return KVUsage(len(session.pages) * page, reserved * page, self.pool.num_pages * page,
+                       self.pool.num_used * page)
 
     def _finish(self, session: Session) -> None:
         self.scheduler.remove(session.request_id)

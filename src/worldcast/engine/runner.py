@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -13,12 +14,15 @@ from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.engine.session import Session
 from worldcast.models.attention import DenseKV, block_causal_mask
 from worldcast.models.wan.dit import CausalWanDiT
+from worldcast.profiling.flops import dit_forward_flops
+from worldcast.profiling.profiler import Span
 
 
 @dataclass
 class BlockResult:
     latents: torch.Tensor  # (1, C, f, h, w) clean latents of the block, model dtype
-    timings: dict[str, float]
+    spans: list[Span]  # one per denoising step ("step_i") and for the commit pass ("commit")
+    flops: int  # analytical FLOPs of the block's DiT forwards
 
 
 class Runner:
@@ -37,10 +41,11 @@ class Runner:
     """
 
     def __init__(self, model: CausalWanDiT, schedule: FlowMatchSchedule,
-                 storage: PagedKVStorage | None) -> None:
+                 storage: PagedKVStorage | None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.model = model
         self.schedule = schedule
         self.storage = storage
+        self.clock = clock  # a profiler's clock synchronises the device before reading the time
 
     @torch.inference_mode()
     def run_block(self, session: Session) -> BlockResult:
@@ -49,30 +54,52 @@ class Runner:
         device, dtype = self.model.device, self.model.dtype
         initial, step_noise = session.block_noise(self.schedule.num_steps)
         x = initial.to(device, dtype)
-        timings: dict[str, float] = {}
+        spans: list[Span] = []
         x0 = x
         for index, (t, t_next) in enumerate(self.schedule.step_pairs()):
-            start = time.perf_counter()
+            start = self.clock()
             flow = self._forward(session, x, t)
             x0 = self.schedule.x0_from_flow(flow, x, t)
             if t_next is not None:
                 x = self.schedule.next_sample(x, flow, x0, step_noise[index].to(device, dtype), t, t_next)
-            timings[f"step_{index}"] = time.perf_counter() - start
+            spans.append(self._span(f"step_{index}", start, session))
         if session.pages is not None:
-            start = time.perf_counter()
+            start = self.clock()
             self._forward(session, x0, self.schedule.config.context_noise)
-            timings["commit"] = time.perf_counter() - start
-        return BlockResult(x0, timings)
+            spans.append(self._span("commit", start, session))
+        return BlockResult(x0, spans, self._flops(session, forwards=len(spans)))
 
     def _commit_prefix(self, session: Session) -> BlockResult:
         """A given (not generated) block: only the commit pass, writing its keys/values."""
         x0 = session.prefix_block().to(self.model.device, self.model.dtype)
-        timings = {}
+        spans = []
         if session.pages is not None:
-            start = time.perf_counter()
+            start = self.clock()
             self._forward(session, x0, self.schedule.config.context_noise)
-            timings["commit"] = time.perf_counter() - start
-        return BlockResult(x0, timings)
+            spans.append(self._span("commit", start, session))
+        return BlockResult(x0, spans, self._flops(session, forwards=len(spans)))
+
+    def _span(self, name: str, start: float, session: Session) -> Span:
+        return Span(name, start, self.clock(), session.request_id, session.next_block)
+
+    def _flops(self, session: Session, forwards: int) -> int:
+        """FLOPs of ``forwards`` DiT passes over the current block: with the cache, the block's
+        tokens attend to the context pages and themselves; recomputing, every pass runs over
+        the whole visible past as well."""
+        tokens = self._tokens_per_frame(session)
+        f = session.current_block_frames
+        if session.pages is None:
+            frames = sum(p.shape[2] for p in session.clean_latents) + f
+            queries, keys = frames, frames
+        else:
+            context, _ = session.page_split()
+            queries, keys = f, len(context) + f
+        return forwards * dit_forward_flops(self.model.config, queries * tokens, keys * tokens).total
+
+    def _tokens_per_frame(self, session: Session) -> int:
+        _, h, w = session.latent_shape
+        _, ph, pw = self.model.config.patch_size
+        return (h // ph) * (w // pw)
 
     def _forward(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
         """One DiT pass over the current block at timestep ``t`` (every frame at the same t)."""
@@ -91,7 +118,7 @@ class Runner:
         f = x.shape[2]
         sizes = [p.shape[2] for p in prefix] + [f]
         # A single block attends to all of itself: no mask, so SDPA takes its unmasked kernel.
-        mask = block_causal_mask(sizes, _tokens_per_frame(x, self.model), x.device, session.window) \
+        mask = block_causal_mask(sizes, self._tokens_per_frame(session), x.device, session.window) \
             if prefix else None
         frames = torch.cat([*prefix, x], dim=2)
         timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
@@ -99,7 +126,3 @@ class Runner:
                           actions=session.frame_actions(0, sum(sizes)))
         return flow[:, :, -f:]
 
-
-def _tokens_per_frame(x: torch.Tensor, model: CausalWanDiT) -> int:
-    _, ph, pw = model.config.patch_size
-    return (x.shape[3] // ph) * (x.shape[4] // pw)

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from worldcast import progress
 from worldcast.world.classifier import SceneClassifier, simulator_frames
 from worldcast.world.evaluate import action_accuracy, estimate_actions, strided_action_accuracy
 from worldcast.world.quality import Bounds, chunks, rollout_stats
@@ -66,7 +66,7 @@ def _clip_plan(cfg: EvalConfig, frames: int) -> list[tuple[Scene, list[str], int
 def evaluate_clips(model: WorldModel, cfg: EvalConfig, classifier: SceneClassifier) -> tuple[dict, list]:
     """Action following and prompt adherence over ``clips_per_scene`` clips of every scene."""
     rows, samples = [], []
-    for scene, actions, seed in tqdm(_clip_plan(cfg, cfg.frames), desc="eval clips", disable=None):
+    for scene, actions, seed in progress.bar(_clip_plan(cfg, cfg.frames), desc="eval clips"):
         frames = model.generate(scene.prompt, actions, cfg.frames, seed=seed)
         truth = rollout(World(scene, seed=EVAL_SEEDS + seed), actions + ["none"])
         stride = model.spec.temporal_stride
@@ -131,7 +131,7 @@ def evaluate_world(model: WorldModel, cfg: EvalConfig, out_dir: Path | None = No
               "classifier_accuracy_on_simulator": classifier_check, "clips": clips, "long": []}
     long_videos = []
     if cfg.long_seconds > 0:
-        for i, prompt in enumerate(tqdm(cfg.long_scenes, desc="eval long", disable=None)):
+        for i, prompt in enumerate(progress.bar(cfg.long_scenes, desc="eval long")):
             result, frames = evaluate_long(model, cfg, classifier, prompt, seed=1_000 + i)
             report["long"].append(result)
             long_videos.append(frames)

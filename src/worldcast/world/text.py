@@ -23,9 +23,16 @@ def minilm_path() -> Path:
 def load_minilm(text_len: int = 16, device: str = "cpu") -> TransformerTextEncoder:
     """MiniLM from the package's folder, never from a hub."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = minilm_path()
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a sub-second local load: its bar would only clutter output
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return TransformerTextEncoder(model, tokenizer, text_len=text_len, device=device)

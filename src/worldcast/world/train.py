@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from worldcast import progress
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.models.attention import DenseKV, block_causal_mask
 from worldcast.models.wan.dit import CausalWanDiT
@@ -166,8 +166,7 @@ def _loop(name: str, out_dir: Path, model: torch.nn.Module, cfg: TrainConfig, lo
     began = time.perf_counter()
     skipped = 0
     model.train()
-    with tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {name}",
-              disable=None) as bar:
+    with progress.bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {name}") as bar:
         for step in bar:
             torch.manual_seed(cfg.seed * 1_000_003 + step)
             for group in optimizer.param_groups:
@@ -315,7 +314,7 @@ def encode_latent_clips(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, cac
             return stored["data"]
         log.info("re-encoding the DiT's clips: %s was made for other clips or another VAE", cache)
     latents, actions, prompts = [], [], []
-    for first in tqdm(range(0, cfg.data_clips, batch), desc="encode dit clips", disable=None):
+    for first in progress.bar(range(0, cfg.data_clips, batch), desc="encode dit clips"):
         seeds = [DIT_SEEDS + cfg.seed * 10_000_000 + i for i in range(first, min(first + batch, cfg.data_clips))]
         pixels, ids, scenes = clip_batch(spec, seeds, frames)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
