@@ -12,6 +12,8 @@ from typing import Literal
 
 import torch
 
+KV_QUANTIZATIONS = ("int8", "fp8")
+
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
@@ -138,6 +140,9 @@ class CacheConfig:
     num_pages: int | None = None
     dtype: str | None = None
     window_frames: int | None = None
+    # "int8" or "fp8": pages store 8-bit keys (one scale per channel) and values (one scale per
+    # token), dequantized to ``dtype`` on read — about half the bytes of bf16 (cache/quant.py)
+    quantization: str | None = None
 
     def __post_init__(self) -> None:
         if self.window_frames is not None:
@@ -146,6 +151,8 @@ class CacheConfig:
             _positive_int(self.num_pages, "CacheConfig.num_pages")
         if self.dtype is not None:
             resolve_dtype(self.dtype, "CacheConfig.dtype")
+        _require(self.quantization in (None, *KV_QUANTIZATIONS), "CacheConfig.quantization",
+                 f"unknown {self.quantization!r}; accepted: {', '.join(KV_QUANTIZATIONS)} (or None)")
 
 
 AttentionMode = Literal["cache", "recompute"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from worldcast.cache.quant import SCALE_DTYPE, element_dtype
 from worldcast.config import EngineConfig, resolve_dtype
 
 
@@ -22,13 +23,18 @@ class KVCacheSpec:
     num_heads: int
     head_dim: int
     tokens_per_page: int
-    dtype: torch.dtype
+    dtype: torch.dtype  # what reads return (and, unquantized, what pages store)
+    quantization: str | None = None  # "int8" / "fp8": pages store those plus scales (cache/quant.py)
+
+    def __post_init__(self) -> None:
+        if self.quantization is not None:
+            element_dtype(self.quantization)  # validates the name
 
     @classmethod
     def from_engine_config(cls, config: EngineConfig) -> KVCacheSpec:
         m = config.model
         dtype = resolve_dtype(config.cache.dtype or config.dtype, "CacheConfig.dtype")
-        return cls(m.num_layers, m.num_heads, m.head_dim, config.tokens_per_frame, dtype)
+        return cls(m.num_layers, m.num_heads, m.head_dim, config.tokens_per_frame, dtype, config.cache.quantization)
 
     @property
     def page_shape(self) -> tuple[int, int, int]:
@@ -37,5 +43,10 @@ class KVCacheSpec:
 
     @property
     def bytes_per_page(self) -> int:
-        elements = self.tokens_per_page * self.num_heads * self.head_dim
-        return 2 * self.num_layers * elements * self.dtype.itemsize
+        """Everything a page stores, scales included."""
+        S, H, D = self.page_shape
+        if self.quantization is None:
+            return 2 * self.num_layers * S * H * D * self.dtype.itemsize
+        data = 2 * S * H * D * element_dtype(self.quantization).itemsize
+        scales = (H * D + S * H) * SCALE_DTYPE.itemsize  # keys: per channel; values: per token and head
+        return self.num_layers * (data + scales)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from worldcast.cache.quant import SCALE_DTYPE, dequantize, element_dtype, quantize_keys, quantize_values
 from worldcast.cache.spec import KVCacheSpec
 
 
 class PagedKVStorage:
-    """``keys[layer]`` and ``values[layer]`` are (num_pages, S, H, D) tensors."""
+    """``keys[layer]`` and ``values[layer]`` are (num_pages, S, H, D) tensors.
+
+    ``exact``: a read returns exactly what was written (so a block may read its own keys back).
+    """
+
+    exact = True
 
     def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> None:
         self.spec = spec
@@ -54,3 +60,84 @@ def _as_slice(pages: list[int]) -> slice | list[int]:
     if pages and pages[-1] - pages[0] == len(pages) - 1 and pages == list(range(pages[0], pages[-1] + 1)):
         return slice(pages[0], pages[-1] + 1)
     return pages
+
+
+class QuantizedKVStorage:
+    """Pages stored as INT8 or FP8 with float16 scales (``cache/quant.py``); reads dequantize
+    to ``spec.dtype``. Same interface as ``PagedKVStorage``; reads are copies, never views.
+
+    ``exact`` is False: a block attends to its own keys/values at full precision and only
+    reads the context back (``cache/view.py``).
+    """
+
+    exact = False
+
+    def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> None:
+        if spec.quantization is None:
+            raise ValueError("QuantizedKVStorage: the spec has no quantization; use PagedKVStorage")
+        self.spec = spec
+        self.num_pages = 0
+        self.key_data: list[torch.Tensor] = []
+        self.key_scale: list[torch.Tensor] = []
+        self.value_data: list[torch.Tensor] = []
+        self.value_scale: list[torch.Tensor] = []
+        self._device = torch.device(device)
+        self.grow(num_pages)
+
+    def _shapes(self, n: int) -> dict[str, tuple[int, ...]]:
+        S, H, D = self.spec.page_shape
+        return {"key_data": (n, S, H, D), "key_scale": (n, 1, H, D), "value_data": (n, S, H, D),
+                "value_scale": (n, S, H, 1)}
+
+    def grow(self, num_pages: int) -> None:
+        """Reallocate with ``num_pages`` pages, keeping the content of the existing ones."""
+        element = element_dtype(self.spec.quantization)
+        for name, shape in self._shapes(num_pages).items():
+            dtype = element if name.endswith("data") else SCALE_DTYPE
+            tensors = getattr(self, name)
+            for layer in range(self.spec.num_layers):
+                new = torch.zeros(shape, dtype=dtype, device=self._device)
+                if layer < len(tensors):
+                    new[: self.num_pages] = tensors[layer]
+                    tensors[layer] = new
+                else:
+                    tensors.append(new)
+        self.num_pages = num_pages
+
+    def write(self, layer: int, pages: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
+        """Quantize k/v (len(pages) * S, H, D) into ``pages`` of ``layer``."""
+        shape = (len(pages), *self.spec.page_shape)
+        fmt = self.spec.quantization
+        kq, ks = quantize_keys(k.reshape(shape), fmt)
+        vq, vs = quantize_values(v.reshape(shape), fmt)
+        ids = torch.tensor(pages, device=self._device)
+        for store, value in ((self.key_data, kq), (self.key_scale, ks), (self.value_data, vq),
+                             (self.value_scale, vs)):
+            _bytes(store[layer]).index_copy_(0, ids, _bytes(value))
+
+    def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dequantized keys and values of ``pages`` as (len(pages) * S, H, D) in ``spec.dtype``."""
+        index = _as_slice(pages)
+        if isinstance(index, slice):
+            def pick(t: torch.Tensor) -> torch.Tensor:
+                return t[index]
+        else:
+            ids = torch.tensor(pages, device=self._device)
+
+            def pick(t: torch.Tensor) -> torch.Tensor:
+                return _bytes(t).index_select(0, ids).view(t.dtype)
+        k = dequantize(pick(self.key_data[layer]), pick(self.key_scale[layer]), self.spec.dtype)
+        v = dequantize(pick(self.value_data[layer]), pick(self.value_scale[layer]), self.spec.dtype)
+        return k.flatten(0, 1), v.flatten(0, 1)
+
+
+def _bytes(t: torch.Tensor) -> torch.Tensor:
+    """An 8-bit tensor as uint8 (same memory): CPU kernels such as index_copy_ lack FP8 types."""
+    return t.view(torch.uint8) if t.element_size() == 1 else t
+
+
+def make_storage(spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> PagedKVStorage | QuantizedKVStorage:
+    """The storage the spec asks for."""
+    if spec.quantization is None:
+        return PagedKVStorage(spec, num_pages, device)
+    return QuantizedKVStorage(spec, num_pages, device)

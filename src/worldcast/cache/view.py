@@ -23,6 +23,7 @@ class PagedKV:
 
     def __init__(self, storage: PagedKVStorage, context_pages: list[int], block_pages: list[int]) -> None:
         self.storage = storage
+        self.context_pages = context_pages
         self.block_pages = block_pages
         self.all_pages = context_pages + block_pages
 
@@ -38,5 +39,11 @@ class _PagedLayer:
         # q/k/v: (1, T_block, H, D)
         src = self.source
         src.storage.write(self.index, src.block_pages, k[0], v[0])
-        keys, values = src.storage.read(self.index, src.all_pages)  # (T_ctx + T_block, H, D)
+        if src.storage.exact:  # one read covers context and block: a view when the pages are consecutive
+            keys, values = src.storage.read(self.index, src.all_pages)  # (T_ctx + T_block, H, D)
+        elif src.context_pages:  # quantized: the block's own keys/values at full precision, the context dequantized
+            ck, cv = src.storage.read(self.index, src.context_pages)
+            keys, values = torch.cat([ck.to(k.dtype), k[0]]), torch.cat([cv.to(v.dtype), v[0]])
+        else:
+            keys, values = k[0], v[0]
         return attention(q, keys[None].to(q.dtype), values[None].to(q.dtype))

@@ -12,7 +12,7 @@ import torch
 
 from worldcast.cache.block_pool import PagePool, PageTable
 from worldcast.cache.spec import KVCacheSpec
-from worldcast.cache.storage import PagedKVStorage
+from worldcast.cache.storage import make_storage
 from worldcast.config import EngineConfig
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.engine.request import BlockOutput, GenerationRequest, GenerationResult
@@ -268,5 +268,5 @@ class Engine:
     def _allocate_cache(self, num_pages: int) -> None:
         log.info("KV cache: %d pages x %.1f MiB", num_pages, self.spec.bytes_per_page / 2**20)
         self.pool = PagePool(num_pages)
-        self.runner.storage = PagedKVStorage(self.spec, num_pages, self.model.device)
+        self.runner.storage = make_storage(self.spec, num_pages, self.model.device)
         self.scheduler.pool = self.pool
