@@ -15,12 +15,13 @@ from pathlib import Path
 import torch
 
 from worldcast import __version__, progress
-from worldcast.config import DTYPES, SAMPLERS, CacheConfig, EngineConfig, ModelConfig, resolve_dtype
+from worldcast.config import DTYPES, KV_QUANTIZATIONS, SAMPLERS, CacheConfig, EngineConfig, ModelConfig, resolve_dtype
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
 from worldcast.models.registry import PRESETS, SCHEDULES, guess_family, load_model, preset, random_model
 from worldcast.models.wan.vae import VAEFrameDecoder
+from worldcast.profiling.bench import SETTING_NAMES
 from worldcast.profiling.peak import matmul_peak
 from worldcast.profiling.profiler import Profiler, profile_lines
 from worldcast.streaming.frames import fit_frames, read_frames
@@ -85,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "policy, in one process: warm-up, repeats, medians; writes JSON and plots.")
     bench.add_argument("--prompt", default="a top-down view of a forest at day")
     bench.add_argument("--frames", type=int, default=81, help="pixel frames per run (1 + 4k, whole blocks)")
-    bench.add_argument("--settings", default="recompute,paged,window",
-                       help="comma-separated: recompute (no cache), paged (full cache), window (sliding window)")
+    bench.add_argument("--settings", default=",".join(SETTING_NAMES),
+                       help="comma-separated: recompute (no cache), paged (full cache), window (sliding window), "
+                            "sink (window + first frames), int8 / fp8 (quantized pages). Default: all")
     bench.add_argument("--bench-window", type=int, default=None,
-                       help="latent frames kept by the 'window' setting (default: the model's --window, else 6)")
+                       help="latent frames kept by the window/sink settings (default: the model's --window, else 6)")
+    bench.add_argument("--bench-sink", type=int, default=1, help="sink frames of the 'sink' setting")
     bench.add_argument("--warmup", type=int, default=1, help="unmeasured runs per setting")
     bench.add_argument("--repeats", type=int, default=3, help="measured runs per setting (medians reported)")
     bench.add_argument("--no-peak", action="store_true", help="skip measuring the matmul peak (no MFU)")
@@ -159,6 +162,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=int, default=None,
                    help="sliding-window cache: each block sees only the last N latent frames (memory stays "
                         "flat); 0 keeps every frame. Default: the built-in world's trained context, else 0")
+    p.add_argument("--sink", type=int, default=0,
+                   help="attention sink: the first N latent frames stay in every block's context (needs a window)")
+    p.add_argument("--kv-quant", default=None, choices=list(KV_QUANTIZATIONS),
+                   help="store the KV cache as int8 or fp8 (e4m3) with scales: about half the bytes of bf16")
     p.add_argument("--attention", default="cache", choices=["cache", "recompute"],
                    help="paged KV cache, or the no-cache baseline that recomputes the past")
     p.add_argument("--seed", type=int, default=0)
@@ -190,7 +197,8 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
     if args.sampler is not None:
         schedule = dataclasses.replace(schedule, sampler=args.sampler)
     return EngineConfig(
-        model=model, schedule=schedule, cache=CacheConfig(window_frames=window),
+        model=model, schedule=schedule,
+        cache=CacheConfig(window_frames=window, sink_frames=args.sink, quantization=args.kv_quant),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,
         attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile,
@@ -406,10 +414,13 @@ def _bench(args: argparse.Namespace, notice: str | None) -> int:
         raise ValueError(f"window: must be >= 0 (0 keeps every frame), got {args.window}")
     if args.bench_window is not None and args.bench_window <= 0:
         raise ValueError(f"bench-window: must be positive, got {args.bench_window}")
+    if args.bench_sink < 0:
+        raise ValueError(f"bench-sink: must be >= 0, got {args.bench_sink}")
     config = _engine_config(args, _base_model_config(args.model))
     latent_frames = _latent_frames(config, args.frames)
     window = args.bench_window or config.cache.window_frames or 6
-    cfg = BenchConfig(tuple(select_settings([n.strip() for n in args.settings.split(",") if n.strip()], window)),
+    names = [n.strip() for n in args.settings.split(",") if n.strip()]
+    cfg = BenchConfig(tuple(select_settings(names, window, args.bench_sink)),
                       warmup=args.warmup, repeats=args.repeats, measure_peak=not args.no_peak)
     model, text_encoder, decoder, loaded_notice = _components(args, config)
     notice = notice or loaded_notice

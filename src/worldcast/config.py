@@ -133,13 +133,18 @@ class CacheConfig:
 
     ``num_pages=None`` sizes the pool for the longest request the engine is asked to run;
     ``dtype=None`` stores keys/values in the engine's compute dtype. ``window_frames`` keeps only
-    the last that many latent frames: each block attends to them and itself, older pages are
-    freed (positions stay absolute), so memory stays flat however long the video.
+    the last that many latent frames (plus the first ``sink_frames``): each block attends to them
+    and itself, the pages between are freed, so memory stays flat however long the video.
+    Positions stay absolute — keys are cached with the RoPE of their frame, as Self-Forcing,
+    LongLive and Matrix-Game 2.0 do — so sink frames keep positions 0..S-1.
     """
 
     num_pages: int | None = None
     dtype: str | None = None
     window_frames: int | None = None
+    # Attention sink (StreamingLLM; LongLive keeps 3 latent frames): the video's first frames stay
+    # in every block's context and are never evicted, however far the window has moved.
+    sink_frames: int = 0
     # "int8" or "fp8": pages store 8-bit keys (one scale per channel) and values (one scale per
     # token), dequantized to ``dtype`` on read — about half the bytes of bf16 (cache/quant.py)
     quantization: str | None = None
@@ -147,6 +152,10 @@ class CacheConfig:
     def __post_init__(self) -> None:
         if self.window_frames is not None:
             _positive_int(self.window_frames, "CacheConfig.window_frames")
+        _require(isinstance(self.sink_frames, int) and self.sink_frames >= 0, "CacheConfig.sink_frames",
+                 f"must be a non-negative integer, got {self.sink_frames!r}")
+        _require(self.sink_frames == 0 or self.window_frames is not None, "CacheConfig.sink_frames",
+                 "needs window_frames: without a window every frame is kept anyway")
         if self.num_pages is not None:
             _positive_int(self.num_pages, "CacheConfig.num_pages")
         if self.dtype is not None:

@@ -80,3 +80,63 @@ def test_fixed_pool_runs_two_windowed_sessions_at_once(prompt_embeds):
 def test_window_must_be_positive():
     with pytest.raises(ValueError, match="CacheConfig.window_frames"):
         CacheConfig(window_frames=0)
+
+
+def test_sink_mask_keeps_the_first_frames_visible():
+    mask = block_causal_mask([1, 2, 2, 2], tokens_per_frame=1, window=1, sink=1)
+    # block 3 (frames 5-6) sees the sink (frame 0), the window (frame 4) and itself
+    assert mask[5].tolist() == [True, False, False, False, True, True, True]
+    assert mask[3].tolist() == [True, False, True, True, True, False, False]  # sink 0 + window frame 2
+
+
+def test_page_table_evicts_between_sink_and_window():
+    pool = PagePool(8)
+    table = PageTable(pool)
+    table.append_frames(6)
+    table.evict(2, 4)
+    assert table.held_frames == [0, 1, 4, 5] and pool.num_free == 4
+    assert table.frames(0, 2) + table.frames(4, 6) == [0, 1, 4, 5]
+    with pytest.raises(IndexError, match="not all held"):
+        table.frames(1, 5)
+
+
+def _sink_generate(prompt_embeds, window, sink, attention="cache", frames=15):
+    engine = Engine(tiny_engine_config(cache=CacheConfig(window_frames=window, sink_frames=sink),
+                                       attention=attention), strong_model())
+    return engine, engine.generate(GenerationRequest(frames, prompt_embeds=prompt_embeds, seed=9)).latents
+
+
+def test_sink_and_window_cache_matches_the_same_mask_recomputed(prompt_embeds):
+    _, cached = _sink_generate(prompt_embeds, window=3, sink=2)
+    _, recomputed = _sink_generate(prompt_embeds, window=3, sink=2, attention="recompute")
+    _, window_only = _sink_generate(prompt_embeds, window=3, sink=0)
+    assert (cached - recomputed).abs().max() < 1e-4
+    # blocks 0-1 see at most 3 earlier frames either way; from block 2 on the sink adds frames 0-1
+    assert torch.equal(cached[:, :6], window_only[:, :6])
+    assert (cached[:, 9:] - window_only[:, 9:]).abs().max() > 1e-3
+
+
+def test_sink_plus_window_covering_the_video_is_the_full_cache(prompt_embeds):
+    _, full = _generate(prompt_embeds, window=None, frames=15)
+    _, sunk = _sink_generate(prompt_embeds, window=9, sink=3)
+    assert torch.equal(full, sunk)
+
+
+def test_memory_stays_flat_with_a_sink(prompt_embeds):
+    engine = Engine(tiny_engine_config(cache=CacheConfig(window_frames=3, sink_frames=2)), strong_model())
+    request_id = engine.add_request(GenerationRequest(60, prompt_embeds=prompt_embeds, seed=1))
+    held = []
+    while request_id in engine.sessions:
+        engine.step()
+        if request_id in engine.sessions:
+            held.append(engine.sessions[request_id].pages.held_frames)
+    assert engine.pool.num_pages == 8  # sink + window + one block
+    assert held[-1] == [0, 1, 54, 55, 56]  # the sink and the last 3 frames
+    assert max(len(h) for h in held) == 5
+
+
+def test_sink_needs_a_window():
+    with pytest.raises(ValueError, match="CacheConfig.sink_frames"):
+        CacheConfig(sink_frames=2)
+    with pytest.raises(ValueError, match="CacheConfig.sink_frames"):
+        CacheConfig(window_frames=3, sink_frames=-1)

@@ -1,9 +1,11 @@
+import dataclasses
 import json
 
 import pytest
 
 from tiny import TINY, strong_model, tiny_engine_config
-from worldcast import GenerationRequest
+from worldcast import CacheConfig, GenerationRequest
+from worldcast.cache import KVCacheSpec
 from worldcast.cli import main
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
 from worldcast.profiling.bench import (
@@ -27,7 +29,8 @@ def _parts(config):
 @pytest.fixture(scope="module")
 def report():
     config = tiny_engine_config()
-    cfg = BenchConfig(tuple(standard_settings(window=3)), warmup=1, repeats=2, measure_peak=False)
+    settings = select_settings(["recompute", "paged", "window"], window=3)
+    cfg = BenchConfig(tuple(settings), warmup=1, repeats=2, measure_peak=False)
     return run_bench(cfg, config, _parts(config), GenerationRequest(12, prompt="a fox"),
                      sink_factory=lambda: Mp4Sink(fps=16))
 
@@ -96,6 +99,9 @@ def test_setting_validation_and_selection():
     with pytest.raises(ValueError, match="BenchSetting.window"):
         BenchSetting("x", window=0)
     assert [s.name for s in select_settings(["window", "paged", "paged"], 6)] == ["window6", "paged"]
+    assert list(standard_settings(6, 2)) == ["recompute", "paged", "window", "sink", "int8", "fp8"]
+    sink = standard_settings(6, 2)["sink"]
+    assert (sink.name, sink.window, sink.sink) == ("sink2+window6", 6, 2)
     with pytest.raises(ValueError, match="settings: unknown nope"):
         select_settings(["nope"], 6)
 
@@ -146,3 +152,29 @@ def test_cli_bench_without_shipped_weights_times_the_world_architecture_and_says
     report = json.loads((out / "bench.json").read_text())
     assert report["engine"]["height"] == 64 and report["settings"][0]["pixel_frames"] == 9
     assert "paged" in captured.out  # the table
+
+
+def test_every_standard_setting_configures_the_engine_it_names():
+    base = tiny_engine_config()
+    configs = {n: s.engine_config(base) for n, s in standard_settings(window=3, sink=1).items()}
+    assert configs["recompute"].attention == "recompute"
+    assert configs["paged"].cache.window_frames is None and configs["paged"].cache.quantization is None
+    assert (configs["sink"].cache.window_frames, configs["sink"].cache.sink_frames) == (3, 1)
+    assert configs["int8"].cache.quantization == "int8" and configs["fp8"].cache.quantization == "fp8"
+
+
+def test_cli_bench_runs_the_sink_and_quantized_settings(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--model", "tiny", "--frames", "33", "--height", "32", "--width", "48", "--dtype", "float32",
+                 "--warmup", "0", "--repeats", "1", "--no-peak", "--settings", "sink,int8,fp8", "--bench-window", "3",
+                 "--bench-sink", "1", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_name = {s["setting"]["name"]: s for s in report["settings"]}
+    assert set(by_name) == {"sink1+window3", "int8", "fp8"}
+    config = tiny_engine_config(height=32, width=48)
+    page = KVCacheSpec.from_engine_config(config).bytes_per_page
+    int8_page = KVCacheSpec.from_engine_config(
+        dataclasses.replace(config, cache=CacheConfig(quantization="int8"))).bytes_per_page
+    assert by_name["sink1+window3"]["kv_session_bytes_per_block"] == [3 * page, 4 * page, 4 * page]  # 1 + 3 kept
+    assert by_name["int8"]["kv_session_bytes_per_block"] == [3 * int8_page, 6 * int8_page, 9 * int8_page]
+    assert by_name["fp8"]["kv_session_bytes_per_block"] == by_name["int8"]["kv_session_bytes_per_block"]

@@ -71,45 +71,60 @@ class PagePool:
 
 
 class PageTable:
-    """One session's pages in frame order: ``pages[i]`` holds latent frame ``first_frame + i``.
+    """One session's pages by latent frame: ``frames(a, b)`` are the pages of frames a .. b - 1.
 
-    Frames before ``first_frame`` have been evicted (a sliding window) and their pages freed::
+    Frames are appended in order; a sliding window frees the frames that fell out of it, and
+    attention sinks keep the first few for good::
 
-        frames   0  1  2 | 3  4  5  6  7  8
-                 evicted | first_frame = 3, pages = [p3 .. p8]
+        frames   0  1 | 2  3  4  5 | 6  7  8
+                 sink |  evicted   | held (window)      held_frames = [0, 1, 6, 7, 8]
     """
 
     def __init__(self, pool: PagePool) -> None:
         self.pool = pool
-        self.pages: list[int] = []
-        self.first_frame = 0
+        self._pages: dict[int, int] = {}  # frame -> page, in frame order
+        self.end_frame = 0  # frames appended so far (the next frame's index)
 
     def __len__(self) -> int:
-        return len(self.pages)
+        return len(self._pages)
 
     @property
-    def end_frame(self) -> int:
-        return self.first_frame + len(self.pages)
+    def pages(self) -> list[int]:
+        """Held pages in frame order."""
+        return list(self._pages.values())
+
+    @property
+    def held_frames(self) -> list[int]:
+        return list(self._pages)
+
+    @property
+    def first_frame(self) -> int:
+        """The oldest held frame (``end_frame`` when nothing is held)."""
+        return next(iter(self._pages), self.end_frame)
 
     def append_frames(self, count: int) -> list[int]:
         new = self.pool.allocate(count)
-        self.pages.extend(new)
+        for page in new:
+            self._pages[self.end_frame] = page
+            self.end_frame += 1
         return new
 
     def frames(self, start: int, end: int) -> list[int]:
         """Pages of frames ``start .. end - 1`` (all held)."""
-        if start < self.first_frame or end > self.end_frame:
-            raise IndexError(f"frames {start}..{end - 1} not all held "
-                             f"(holding {self.first_frame}..{self.end_frame - 1})")
-        return self.pages[start - self.first_frame:end - self.first_frame]
+        try:
+            return [self._pages[f] for f in range(start, end)]
+        except KeyError:
+            raise IndexError(f"frames {start}..{end - 1} not all held (holding {self.held_frames})") from None
+
+    def evict(self, start: int, end: int) -> None:
+        """Free the pages of every held frame in ``start .. end - 1``."""
+        gone = [f for f in self._pages if start <= f < end]
+        self.pool.free([self._pages.pop(f) for f in gone])
 
     def evict_before(self, frame: int) -> None:
         """Free the pages of every held frame before ``frame``."""
-        count = max(0, min(frame, self.end_frame) - self.first_frame)
-        self.pool.free(self.pages[:count])
-        self.pages = self.pages[count:]
-        self.first_frame += count
+        self.evict(0, frame)
 
     def release(self) -> None:
         self.pool.free(self.pages)
-        self.pages = []
+        self._pages.clear()

@@ -95,7 +95,7 @@ class Engine:
             text, pages=None,
             decoder_state=self.decoder.new_state() if self.decoder and request.decode else None,
             prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
-            window=self.config.cache.window_frames)
+            window=self.config.cache.window_frames, sink=self.config.cache.sink_frames)
         if self.config.attention == "cache":
             self._ensure_capacity(session.max_pages)
             session.pages = PageTable(self.pool)
@@ -183,8 +183,7 @@ class Engine:
             frames = self.decoder.decode_block(latents, session.decoder_state)
             spans.append(Span("decode", start, self.clock(), session.request_id, block_index))
         session.advance(result.latents)
-        if session.pages is not None and session.window is not None:
-            session.pages.evict_before(session.frames_done - session.window)
+        session.evict_stale()
         if self.profiler is not None:
             self.profiler.block_done(session.request_id, block_index, latents.shape[1],
                                      0 if frames is None else len(frames), spans, result.flops, self._kv_usage(session))

@@ -118,8 +118,9 @@ class Runner:
         f = x.shape[2]
         sizes = [p.shape[2] for p in prefix] + [f]
         # A single block attends to all of itself: no mask, so SDPA takes its unmasked kernel.
-        mask = block_causal_mask(sizes, self._tokens_per_frame(session), x.device, session.window) \
-            if prefix else None
+        mask = None
+        if prefix:
+            mask = block_causal_mask(sizes, self._tokens_per_frame(session), x.device, session.window, session.sink)
         frames = torch.cat([*prefix, x], dim=2)
         timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
         flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0,

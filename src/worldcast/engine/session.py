@@ -22,6 +22,7 @@ class Session:
     decoder_state: object | None = None
     prefix_blocks: int = 0  # leading blocks committed from request.prefix_latents
     window: int | None = None  # latent frames of context a block sees (None: all)
+    sink: int = 0  # first latent frames every block also sees (kept past the window)
     actions: torch.Tensor | None = None  # (frames, actions_per_frame) action ids per latent frame
     next_block: int = 0
     frames_done: int = 0
@@ -66,13 +67,21 @@ class Session:
         """The most pages this session holds at once: its window plus a block, or everything."""
         if self.window is None:
             return self.num_frames
-        return min(self.num_frames, self.window + max(self.block_sizes))
+        return min(self.num_frames, self.sink + self.window + max(self.block_sizes))
 
     def page_split(self) -> tuple[list[int], list[int]]:
         """(pages of the context frames the current block sees, pages of the block itself)."""
         start, end = self.frames_done, self.frames_done + self.current_block_frames
-        first = self.pages.first_frame if self.window is None else max(self.pages.first_frame, start - self.window)
-        return self.pages.frames(first, start), self.pages.frames(start, end)
+        if self.window is None:
+            return self.pages.frames(self.pages.first_frame, start), self.pages.frames(start, end)
+        recent = max(0, start - self.window)
+        sink = min(self.sink, recent)  # sink frames the window does not already cover
+        return self.pages.frames(0, sink) + self.pages.frames(max(sink, recent), start), self.pages.frames(start, end)
+
+    def evict_stale(self) -> None:
+        """Free the pages no later block will see: between the sink and the window."""
+        if self.pages is not None and self.window is not None:
+            self.pages.evict(self.sink, self.frames_done - self.window)
 
     def block_noise(self, num_steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Initial noise (1, C, f, h, w) and the re-noising draws for the current block, on CPU.

@@ -50,9 +50,10 @@ class DenseKV:
 
 
 def block_causal_mask(block_sizes: list[int], tokens_per_frame: int,
-                      device: torch.device | str = "cpu", window: int | None = None) -> torch.Tensor:
+                      device: torch.device | str = "cpu", window: int | None = None, sink: int = 0) -> torch.Tensor:
     """Boolean (T, T) mask: a token sees every token of its own block and of earlier blocks;
-    with ``window``, only the last ``window`` frames before its block (and the block itself).
+    with ``window``, only the last ``window`` frames before its block (and the block itself),
+    plus the video's first ``sink`` frames.
 
     block_sizes [1, 2] with 2 tokens per frame:
         block id per token  0 0 1 1 1 1
@@ -65,5 +66,5 @@ def block_causal_mask(block_sizes: list[int], tokens_per_frame: int,
     if window is not None:
         frame = torch.arange(int(sizes.sum()), device=device).repeat_interleave(tokens_per_frame)  # (T,)
         block_start = (torch.cumsum(sizes, 0) - sizes)[ids]  # first frame of each token's block
-        mask &= frame[None, :] >= (block_start - window)[:, None]
+        mask &= (frame[None, :] >= (block_start - window)[:, None]) | (frame[None, :] < sink)
     return mask

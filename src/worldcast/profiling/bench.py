@@ -9,7 +9,8 @@ vary by 3x from hour to hour).
 
 Settings are the baselines and cache policies the engine has: ``recompute`` (no cache: every
 denoising step re-runs the DiT over the visible past), ``paged`` (the paged KV cache, every
-frame kept) and ``window`` (the paged cache with a sliding window of latent frames).
+frame kept), ``window`` (a sliding window of latent frames), ``sink`` (the window plus the
+video's first frames), ``int8`` / ``fp8`` (every frame kept, in quantized pages).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from worldcast.config import CacheConfig, EngineConfig
+from worldcast.config import EngineConfig
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import BlockOutput, GenerationRequest
 from worldcast.profiling.peak import DEFAULT_SHAPES, matmul_peak
@@ -44,6 +45,8 @@ class BenchSetting:
     name: str
     attention: str = "cache"  # "cache" (paged KV cache) or "recompute" (no cache)
     window: int | None = None  # latent frames of context each block sees; None keeps all
+    sink: int = 0  # first latent frames kept in every block's context (needs a window)
+    quantization: str | None = None  # "int8" / "fp8" page storage
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -55,23 +58,34 @@ class BenchSetting:
             raise ValueError(f"BenchSetting.window: must be positive or None, got {self.window}")
 
     def engine_config(self, base: EngineConfig) -> EngineConfig:
-        return dataclasses.replace(base, attention=self.attention, cache=CacheConfig(window_frames=self.window))
+        cache = dataclasses.replace(base.cache, window_frames=self.window, sink_frames=self.sink,
+                                    quantization=self.quantization)
+        return dataclasses.replace(base, attention=self.attention, cache=cache)
 
 
-def standard_settings(window: int) -> list[BenchSetting]:
-    """Every cache policy the engine has, and the no-cache baseline."""
-    return [BenchSetting("recompute", "recompute", None, "no cache: each step re-runs the DiT over the past"),
-            BenchSetting("paged", "cache", None, "paged KV cache, every frame kept"),
-            BenchSetting(f"window{window}", "cache", window, f"paged KV cache, last {window} latent frames")]
+SETTING_NAMES = ("recompute", "paged", "window", "sink", "int8", "fp8")
 
 
-def select_settings(names: list[str], window: int) -> list[BenchSetting]:
-    """The standard settings named in ``names`` ('window' matches the window setting), in order."""
-    available = {s.name: s for s in standard_settings(window)}
-    available["window"] = available[f"window{window}"]
+def standard_settings(window: int, sink: int = 1) -> dict[str, BenchSetting]:
+    """Every cache policy the engine has, and the no-cache baseline, by name."""
+    return {
+        "recompute": BenchSetting("recompute", "recompute",
+                                  description="no cache: each step re-runs the DiT over the past"),
+        "paged": BenchSetting("paged", description="paged KV cache, every frame kept"),
+        "window": BenchSetting(f"window{window}", window=window, description=f"last {window} latent frames"),
+        "sink": BenchSetting(f"sink{sink}+window{window}", window=window, sink=sink,
+                             description=f"first {sink} and last {window} latent frames"),
+        "int8": BenchSetting("int8", quantization="int8", description="every frame kept, INT8 pages"),
+        "fp8": BenchSetting("fp8", quantization="fp8", description="every frame kept, FP8 (e4m3) pages"),
+    }
+
+
+def select_settings(names: list[str], window: int, sink: int = 1) -> list[BenchSetting]:
+    """The standard settings named in ``names`` (see ``SETTING_NAMES``), in order, once each."""
+    available = standard_settings(window, sink)
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ValueError(f"settings: unknown {', '.join(unknown)}; accepted: recompute, paged, window")
+        raise ValueError(f"settings: unknown {', '.join(unknown)}; accepted: {', '.join(SETTING_NAMES)}")
     return [available[n] for n in dict.fromkeys(names)]
 
 
