@@ -83,7 +83,7 @@ class Engine:
         self._validate(request)
         request_id = next(self._ids)
         arrived = self.clock()
-        text = self._text_context(request)
+        text = self._encode_prompt(request.prompt, request.prompt_embeds)
         if self.profiler is not None:
             self.profiler.request_arrived(request_id, arrived)
             self.profiler.add_span(Span("text_encode", arrived, self.clock(), request_id))
@@ -132,6 +132,20 @@ class Engine:
             frames = torch.cat([b.frames for b in blocks], dim=0)
         return GenerationResult(latents, frames, blocks)
 
+    def switch_prompt(self, request_id: int, prompt: str | None = None, prompt_embeds: torch.Tensor | None = None,
+                      recache: bool = False) -> None:
+        """Condition a running session on a new prompt from its next block on (blocks are never
+        split). The new prompt's cross-attention keys/values replace the old ones; the cached
+        self-attention keys/values of earlier frames still carry the old prompt unless
+        ``recache``, which re-runs the held frames under the new prompt before the next block
+        (LongLive's KV re-cache; costs one forward over the held frames). Without a cache
+        (``attention="recompute"``) the past is re-run under the new prompt at every step anyway."""
+        if request_id not in self.sessions:
+            raise ValueError(f"request_id: no running session {request_id}")
+        session = self.sessions[request_id]
+        session.text = self._encode_prompt(prompt, prompt_embeds)
+        session.recache_pending = recache and session.pages is not None and session.frames_done > 0
+
     def abort(self, request_id: int) -> None:
         """Drop a request and return its pages."""
         session = self.sessions.pop(request_id)
@@ -172,11 +186,17 @@ class Engine:
 
     def _run(self, session: Session) -> BlockOutput:
         block_index, frame_start, is_prefix = session.next_block, session.frames_done, session.in_prefix
+        spans, flops = [], 0
+        if session.recache_pending:  # a prompt switch asked to rebuild the cached frames first
+            recached = self.runner.recache(session)
+            spans, flops = list(recached.spans), recached.flops
+            session.recache_pending = False
         if session.pages is not None:  # the block's pages; the scheduler reserved room for them
             session.pages.append_frames(session.current_block_frames)
         result = self.runner.run_block(session)
         latents = result.latents[0].float().cpu()
-        spans = list(result.spans)
+        spans += result.spans
+        flops += result.flops
         frames = None
         if session.decoder_state is not None:
             start = self.clock()
@@ -186,7 +206,7 @@ class Engine:
         session.evict_stale()
         if self.profiler is not None:
             self.profiler.block_done(session.request_id, block_index, latents.shape[1],
-                                     0 if frames is None else len(frames), spans, result.flops, self._kv_usage(session))
+                                     0 if frames is None else len(frames), spans, flops, self._kv_usage(session))
         if session.finished:
             self._finish(session)
         timings: dict[str, float] = {}
@@ -219,10 +239,7 @@ class Engine:
             raise ValueError(f"step_noise: expected shape {(steps, *shape)}, got "
                              f"{tuple(request.step_noise.shape)}")
         if request.prompt_embeds is not None:
-            tokens, dim = request.prompt_embeds.shape
-            if dim != cfg.model.text_dim or tokens > cfg.model.text_len:
-                raise ValueError(f"prompt_embeds: expected (tokens <= {cfg.model.text_len}, "
-                                 f"{cfg.model.text_dim}), got {(tokens, dim)}")
+            self._check_prompt_embeds(request.prompt_embeds)
         if request.prefix_latents is not None:
             C, _, h, w = request.prefix_latents.shape
             expected = (cfg.model.in_dim, cfg.latent_height, cfg.latent_width)
@@ -237,13 +254,30 @@ class Engine:
                              f"{cfg.model.rope_max_positions} (ModelConfig.rope_max_positions), got "
                              f"{prefix + request.num_latent_frames}")
 
-    def _text_context(self, request: GenerationRequest) -> TextContext:
-        if request.prompt_embeds is not None:
-            return self.model.encode_text(request.prompt_embeds[None])
-        if request.prompt not in self._prompt_cache:
-            embeds = self.text_encoder.encode(request.prompt)
-            self._prompt_cache[request.prompt] = self.model.encode_text(embeds[None])
-        return self._prompt_cache[request.prompt]
+    def _encode_prompt(self, prompt: str | None, prompt_embeds: torch.Tensor | None) -> TextContext:
+        """Cross-attention context of a prompt (text cached per prompt) or of given embeddings."""
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("prompt: give exactly one of prompt or prompt_embeds")
+        if prompt_embeds is not None:
+            self._check_prompt_embeds(prompt_embeds)
+            return self.model.encode_text(prompt_embeds[None])
+        if not prompt.strip():
+            raise ValueError("prompt: must not be empty")
+        if self.text_encoder is None:
+            raise ValueError("prompt: this engine has no text encoder; pass prompt_embeds instead")
+        if prompt not in self._prompt_cache:
+            embeds = self.text_encoder.encode(prompt)
+            self._prompt_cache[prompt] = self.model.encode_text(embeds[None])
+        return self._prompt_cache[prompt]
+
+    def _check_prompt_embeds(self, prompt_embeds: torch.Tensor) -> None:
+        cfg = self.config.model
+        if prompt_embeds.ndim != 2:
+            raise ValueError(f"prompt_embeds: expected a (tokens, text_dim) tensor, "
+                             f"got shape {tuple(prompt_embeds.shape)}")
+        tokens, dim = prompt_embeds.shape
+        if dim != cfg.text_dim or not 0 < tokens <= cfg.text_len:
+            raise ValueError(f"prompt_embeds: expected (tokens <= {cfg.text_len}, {cfg.text_dim}), got {(tokens, dim)}")
 
     def _ensure_capacity(self, pages_needed: int) -> None:
         """Make room for a new request: a fixed pool must hold it on its own; an automatic

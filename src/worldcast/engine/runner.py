@@ -79,6 +79,26 @@ class Runner:
             spans.append(self._span("commit", start, session))
         return BlockResult(x0, spans, self._flops(session, forwards=len(spans)))
 
+    @torch.inference_mode()
+    def recache(self, session: Session) -> BlockResult:
+        """Rebuild the cached frames' keys/values under the session's (new) prompt: each held
+        block, in order, is re-run at ``context_noise`` attending to the held frames before it —
+        what the cache would hold had those latents been generated under this prompt (LongLive's
+        re-cache, block-causal)."""
+        spans, flops = [], 0
+        tokens = self._tokens_per_frame(session)
+        start = self.clock()
+        for first, latents in session.held_blocks():
+            f = latents.shape[2]
+            context = [p for frame, p in zip(session.pages.held_frames, session.pages.pages) if frame < first]
+            kv = PagedKV(self.storage, context, session.pages.frames(first, first + f))
+            timesteps = torch.full((1, f), float(self.schedule.config.context_noise))
+            self.model(latents.to(self.model.device, self.model.dtype), timesteps, session.text, kv,
+                       frame_offset=first, actions=session.frame_actions(first, f))
+            flops += dit_forward_flops(self.model.config, f * tokens, (len(context) + f) * tokens).total
+        spans.append(self._span("recache", start, session))
+        return BlockResult(torch.empty(0), spans, flops)
+
     def _span(self, name: str, start: float, session: Session) -> Span:
         return Span(name, start, self.clock(), session.request_id, session.next_block)
 

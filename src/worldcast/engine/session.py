@@ -26,8 +26,11 @@ class Session:
     actions: torch.Tensor | None = None  # (frames, actions_per_frame) action ids per latent frame
     next_block: int = 0
     frames_done: int = 0
-    # Earlier blocks' clean latents (1, C, f, h, w), kept only in recompute mode (no pages).
-    clean_latents: list[torch.Tensor] = field(default_factory=list)
+    # Earlier blocks' clean latents (1, C, f, h, w) with their first frame: every block in
+    # recompute mode (it re-runs them), the blocks whose pages are still held in cache mode (a
+    # prompt switch can re-cache them). Latents are tiny next to their K/V pages.
+    history: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    recache_pending: bool = False  # re-run the held frames under a new prompt before the next block
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,9 +82,13 @@ class Session:
         return self.pages.frames(0, sink) + self.pages.frames(max(sink, recent), start), self.pages.frames(start, end)
 
     def evict_stale(self) -> None:
-        """Free the pages no later block will see: between the sink and the window."""
+        """Free the pages no later block will see (between the sink and the window) and forget
+        the latents of blocks with no frame left."""
         if self.pages is not None and self.window is not None:
             self.pages.evict(self.sink, self.frames_done - self.window)
+            held = set(self.pages.held_frames)
+            self.history = [(start, x) for start, x in self.history
+                            if any(start + i in held for i in range(x.shape[2]))]
 
     def block_noise(self, num_steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Initial noise (1, C, f, h, w) and the re-noising draws for the current block, on CPU.
@@ -100,11 +107,25 @@ class Session:
         steps = [torch.randn(1, C, f, h, w, generator=self.generator) for _ in range(num_steps - 1)]
         return initial, steps
 
+    @property
+    def clean_latents(self) -> list[torch.Tensor]:
+        return [latents for _, latents in self.history]
+
     def advance(self, latents: torch.Tensor) -> None:
-        if self.pages is None:
-            self.clean_latents.append(latents)
+        self.history.append((self.frames_done, latents))
         self.frames_done += latents.shape[2]
         self.next_block += 1
+
+    def held_blocks(self) -> list[tuple[int, torch.Tensor]]:
+        """(first frame, latents) of the earlier blocks whose frames are still cached, trimmed
+        to the held frames (a window may have evicted part of a block)."""
+        held = set(self.pages.held_frames)
+        blocks = []
+        for start, latents in self.history:
+            keep = [i for i in range(latents.shape[2]) if start + i in held]
+            if keep:  # held frames of a block are contiguous: its sink part or its window part
+                blocks.append((start + keep[0], latents[:, :, keep[0]:keep[-1] + 1]))
+        return blocks
 
     def release(self) -> None:
         if self.pages is not None:
