@@ -15,7 +15,16 @@ from pathlib import Path
 import torch
 
 from worldcast import __version__, progress
-from worldcast.config import DTYPES, KV_QUANTIZATIONS, SAMPLERS, CacheConfig, EngineConfig, ModelConfig, resolve_dtype
+from worldcast.config import (
+    DTYPES,
+    KV_QUANTIZATIONS,
+    OVER_BUDGET,
+    SAMPLERS,
+    CacheConfig,
+    EngineConfig,
+    ModelConfig,
+    resolve_dtype,
+)
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import GenerationRequest
 from worldcast.models.placeholder import HashingTextEncoder, LatentPreviewDecoder
@@ -43,6 +52,18 @@ RANDOM_WEIGHTS_NOTICE = (
     "the decoder (a fixed random latent-to-RGB projection) are untrained placeholders, so the "
     "video is noise-like. It exercises the real block loop, schedule and KV cache end to end."
 )
+
+
+def _budget(text: str) -> dict[str, float | int]:
+    """'512M' / '2G' / '1048576' -> budget_bytes; '25%' -> budget_fraction (CacheConfig fields)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if value.endswith("%"):
+            return {"budget_fraction": float(value[:-1]) / 100}
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(value[-1:], 1)
+        return {"budget_bytes": int(float(value[:-1] if scale > 1 else value) * scale)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 512M, 2G or 25%, got {text!r}") from None
 
 
 def _number_list(text: str) -> tuple[float, ...]:
@@ -166,6 +187,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="attention sink: the first N latent frames stay in every block's context (needs a window)")
     p.add_argument("--kv-quant", default=None, choices=list(KV_QUANTIZATIONS),
                    help="store the KV cache as int8 or fp8 (e4m3) with scales: about half the bytes of bf16")
+    p.add_argument("--kv-budget", type=_budget, default=None,
+                   help="memory budget for the KV cache: bytes with a K/M/G suffix (e.g. 512M) or a share of "
+                        "the device's memory (e.g. 25%%); the pool gets as many pages as fit")
+    p.add_argument("--over-budget", default="error", choices=list(OVER_BUDGET),
+                   help="a video that cannot fit the budget: refuse it with the figures, or run it with the "
+                        "largest sliding window that fits (and say so)")
     p.add_argument("--attention", default="cache", choices=["cache", "recompute"],
                    help="paged KV cache, or the no-cache baseline that recomputes the past")
     p.add_argument("--seed", type=int, default=0)
@@ -198,7 +225,8 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
         schedule = dataclasses.replace(schedule, sampler=args.sampler)
     return EngineConfig(
         model=model, schedule=schedule,
-        cache=CacheConfig(window_frames=window, sink_frames=args.sink, quantization=args.kv_quant),
+        cache=CacheConfig(window_frames=window, sink_frames=args.sink, quantization=args.kv_quant,
+                          over_budget=args.over_budget, **(args.kv_budget or {})),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,
         attention=args.attention, dtype=args.dtype, device=args.device, compile=args.compile,

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 
 KV_QUANTIZATIONS = ("int8", "fp8")
+OVER_BUDGET = ("error", "window")
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -148,6 +149,12 @@ class CacheConfig:
     # "int8" or "fp8": pages store 8-bit keys (one scale per channel) and values (one scale per
     # token), dequantized to ``dtype`` on read — about half the bytes of bf16 (cache/quant.py)
     quantization: str | None = None
+    # A memory budget for the pages, in bytes or as a fraction of the device's memory (CPU: RAM):
+    # the pool gets as many pages as fit. A request that could never fit is refused with the
+    # figures (over_budget="error") or given the largest sliding window that fits ("window").
+    budget_bytes: int | None = None
+    budget_fraction: float | None = None
+    over_budget: str = "error"
 
     def __post_init__(self) -> None:
         if self.window_frames is not None:
@@ -162,6 +169,16 @@ class CacheConfig:
             resolve_dtype(self.dtype, "CacheConfig.dtype")
         _require(self.quantization in (None, *KV_QUANTIZATIONS), "CacheConfig.quantization",
                  f"unknown {self.quantization!r}; accepted: {', '.join(KV_QUANTIZATIONS)} (or None)")
+        if self.budget_bytes is not None:
+            _positive_int(self.budget_bytes, "CacheConfig.budget_bytes")
+        if self.budget_fraction is not None:
+            _require(isinstance(self.budget_fraction, (int, float)) and 0 < self.budget_fraction <= 1,
+                     "CacheConfig.budget_fraction", f"must be in (0, 1], got {self.budget_fraction!r}")
+        budgets = [n for n in ("num_pages", "budget_bytes", "budget_fraction") if getattr(self, n) is not None]
+        _require(len(budgets) <= 1, f"CacheConfig.{budgets[-1] if budgets else 'num_pages'}",
+                 f"give at most one of num_pages, budget_bytes, budget_fraction (got {', '.join(budgets)})")
+        _require(self.over_budget in OVER_BUDGET, "CacheConfig.over_budget",
+                 f"unknown {self.over_budget!r}; accepted: {', '.join(OVER_BUDGET)}")
 
 
 AttentionMode = Literal["cache", "recompute"]

@@ -20,6 +20,7 @@ from worldcast.engine.runner import Runner
 from worldcast.engine.scheduler import Scheduler
 from worldcast.engine.session import Session
 from worldcast.models.wan.dit import CausalWanDiT, TextContext
+from worldcast.profiling.memory import device_total_memory
 from worldcast.profiling.profiler import KVUsage, Profiler, Span
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,10 @@ class Engine:
         self.sessions: dict[int, Session] = {}
         self._ids = itertools.count()
         self._prompt_cache: dict[str, TextContext] = {}
-        if config.attention == "cache" and config.cache.num_pages is not None:
-            self._allocate_cache(config.cache.num_pages)
+        self.applied_policies: dict[int, str] = {}  # request id -> what the budget made the engine do
+        fixed = self._fixed_pool_pages()
+        if config.attention == "cache" and fixed is not None:
+            self._allocate_cache(fixed)
 
     # -- public API -----------------------------------------------------------------------------
     def add_request(self, request: GenerationRequest) -> int:
@@ -84,9 +87,7 @@ class Engine:
         request_id = next(self._ids)
         arrived = self.clock()
         text = self._encode_prompt(request.prompt, request.prompt_embeds)
-        if self.profiler is not None:
-            self.profiler.request_arrived(request_id, arrived)
-            self.profiler.add_span(Span("text_encode", arrived, self.clock(), request_id))
+        encoded = self.clock()
         m = self.config.model
         total_frames = sum(prefix_sizes) + sum(block_sizes)
         session = Session(
@@ -97,8 +98,11 @@ class Engine:
             prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
             window=self.config.cache.window_frames, sink=self.config.cache.sink_frames)
         if self.config.attention == "cache":
-            self._ensure_capacity(session.max_pages)
+            self._fit(session)  # may refuse the request: nothing is registered before this
             session.pages = PageTable(self.pool)
+        if self.profiler is not None:
+            self.profiler.request_arrived(request_id, arrived)
+            self.profiler.add_span(Span("text_encode", arrived, encoded, request_id))
         self.sessions[session.request_id] = session
         self.scheduler.add(session.request_id, session.max_pages if session.pages is not None else 0)
         return session.request_id
@@ -279,24 +283,54 @@ class Engine:
         if dim != cfg.text_dim or not 0 < tokens <= cfg.text_len:
             raise ValueError(f"prompt_embeds: expected (tokens <= {cfg.text_len}, {cfg.text_dim}), got {(tokens, dim)}")
 
-    def _ensure_capacity(self, pages_needed: int) -> None:
-        """Make room for a new request: a fixed pool must hold it on its own; an automatic
-        pool (``CacheConfig.num_pages=None``) grows to hold every live session at once."""
-        if self.config.cache.num_pages is not None:
-            if pages_needed > self.pool.num_pages:
-                raise ValueError(
-                    f"num_latent_frames: needs {pages_needed} KV pages but the cache has "
-                    f"{self.pool.num_pages} (CacheConfig.num_pages); each page is "
-                    f"{self.spec.bytes_per_page / 2**20:.1f} MiB")
+    def _fixed_pool_pages(self) -> int | None:
+        """Pages of a fixed pool (``num_pages`` or a memory budget), or None for an automatic one."""
+        cache = self.config.cache
+        if cache.num_pages is not None:
+            return cache.num_pages
+        if cache.budget_bytes is None and cache.budget_fraction is None:
+            return None
+        name = "budget_bytes" if cache.budget_bytes is not None else "budget_fraction"
+        device = torch.device(self.config.device)
+        budget = cache.budget_bytes or int(cache.budget_fraction * device_total_memory(device))
+        pages = budget // self.spec.bytes_per_page
+        block = self.config.frames_per_block
+        if pages < block:
+            raise ValueError(f"CacheConfig.{name}: {budget / 2**20:.1f} MiB holds {pages} KV page(s) of "
+                             f"{self.spec.bytes_per_page / 2**20:.2f} MiB; one block needs {block}")
+        log.info("KV cache budget %.1f MiB: %d pages", budget / 2**20, pages)
+        return pages
+
+    def _fit(self, session: Session) -> None:
+        """Make room for a new session: a fixed pool must hold it on its own (or, with
+        ``over_budget="window"``, with the largest sliding window that fits); an automatic pool
+        (no ``num_pages``, no budget) grows to hold every live session at once."""
+        if self.pool is not None and self._fixed_pool_pages() is not None:
+            if session.max_pages > self.pool.num_pages:
+                self._over_budget(session)
             return
         live = sum(s.max_pages for s in self.sessions.values() if s.pages is not None)
-        wanted = live + pages_needed
+        wanted = live + session.max_pages
         if self.pool is None:
             self._allocate_cache(wanted)
         elif wanted > self.pool.num_pages:
             log.info("KV cache: growing from %d to %d pages", self.pool.num_pages, wanted)
             self.pool.grow(wanted)
             self.runner.storage.grow(wanted)
+
+    def _over_budget(self, session: Session) -> None:
+        cache, page = self.config.cache, self.spec.bytes_per_page
+        window = self.pool.num_pages - max(session.block_sizes) - session.sink
+        needed = (f"needs {session.max_pages} KV pages ({session.max_pages * page / 2**20:.1f} MiB) but the cache "
+                  f"holds {self.pool.num_pages} ({self.pool.num_pages * page / 2**20:.1f} MiB)")
+        if cache.over_budget == "window" and window >= 1:
+            session.window = window if session.window is None else min(session.window, window)
+            self.applied_policies[session.request_id] = f"sliding window of {session.window} latent frames"
+            log.warning("request %d %s: running it with a sliding window of %d latent frames (over_budget='window')",
+                        session.request_id, needed, session.window)
+            return
+        raise ValueError(f"num_latent_frames: {needed}; shorten the video, set CacheConfig.window_frames (or "
+                         f"over_budget='window'), quantize the pages (CacheConfig.quantization) or raise the budget")
 
     def _allocate_cache(self, num_pages: int) -> None:
         log.info("KV cache: %d pages x %.1f MiB", num_pages, self.spec.bytes_per_page / 2**20)

@@ -71,3 +71,10 @@ def device_allocated(device: torch.device) -> int | None:
 
 def device_peak(device: torch.device) -> int | None:
     return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+def device_total_memory(device: torch.device) -> int:
+    """Bytes of memory of ``device``: the accelerator's, or the machine's RAM for the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -1,0 +1,41 @@
+"""Smoke tests of the benchmark scripts (tiny sizes): they run and report what they claim."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tiny import random_world_dir
+
+
+def _script(name: str):
+    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_overhead_script_times_both_ways(tmp_path):
+    result = _script("profiler_overhead").measure(random_world_dir(tmp_path / "world"), frames=9, repeats=1)
+    assert len(result["plain_s"]) == len(result["profiled_s"]) == 1
+    assert result["plain_median_s"] > 0 and result["profiled_median_s"] > 0
+
+
+@pytest.mark.slow
+def test_the_long_run_keeps_kv_flat_with_a_window_and_sink(tmp_path):
+    result = _script("long_run").measure(blocks=8, window=3, sink=1, directory=tmp_path / "world")
+    assert len(result["latency_ms"]) == 8 and result["pool_pages"] == 1 + 3 + 3
+    page = result["bytes_per_page"]
+    assert result["kv_held_bytes"] == [3 * page] + [4 * page] * 7  # sink + window from block 1 on
+
+
+@pytest.mark.slow
+def test_the_kv_quantization_script_compares_with_the_unquantized_run(tmp_path):
+    result = _script("kv_quant_quality").measure(random_world_dir(tmp_path / "world"), seconds=1.0,
+                                                  prompt="a top-down view of a forest at day", actions="right*8",
+                                                  seed=0)
+    rows = {r["format"]: r for r in result["rows"]}
+    assert set(rows) == {"unquantized", "int8", "fp8"}
+    assert rows["int8"]["ratio_to_bf16"] < 0.53 and rows["unquantized"]["ratio_to_bf16"] == 1.0
+    assert rows["int8"]["psnr_db"] > 20  # close to the unquantized run, not identical to it
