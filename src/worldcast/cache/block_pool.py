@@ -116,6 +116,22 @@ class PageTable:
         except KeyError:
             raise IndexError(f"frames {start}..{end - 1} not all held (holding {self.held_frames})") from None
 
+    def fork(self) -> PageTable:
+        """A second table over the same pages (one more reference each): copy-on-write sharing."""
+        twin = PageTable(self.pool)
+        self.pool.share(self.pages)
+        twin._pages, twin.end_frame = dict(self._pages), self.end_frame
+        return twin
+
+    def make_private(self, start: int, end: int) -> None:
+        """Give frames ``start .. end - 1`` pages of their own before they are rewritten: a page
+        shared with a fork is swapped for a fresh one (its content is about to be replaced)."""
+        for frame in range(start, end):
+            page = self._pages[frame]
+            if self.pool.refcount(page) > 1:
+                self._pages[frame] = self.pool.allocate(1)[0]
+                self.pool.free([page])
+
     def evict(self, start: int, end: int) -> None:
         """Free the pages of every held frame in ``start .. end - 1``."""
         gone = [f for f in self._pages if start <= f < end]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import logging
 import time
@@ -149,6 +151,36 @@ class Engine:
         session = self.sessions[request_id]
         session.text = self._encode_prompt(prompt, prompt_embeds)
         session.recache_pending = recache and session.pages is not None and session.frames_done > 0
+
+    def fork(self, request_id: int, seed: int | None = None, actions: tuple[int, ...] | None = None) -> int:
+        """A second future of a running session, from its current block boundary: a new session
+        sharing every cached page of the past (copy-on-write through page refcounts; nothing is
+        copied) plus a copy of its decoder state, noise generator and positions. Left as is, the
+        fork generates exactly what the original will. ``seed`` draws the fork's future noise
+        from a fresh generator; ``actions`` (per pixel frame, the whole video's, as in the
+        request) steers its future differently. Returns the fork's request id."""
+        if request_id not in self.sessions:
+            raise ValueError(f"request_id: no running session {request_id}")
+        parent = self.sessions[request_id]
+        if parent.pages is None:
+            raise ValueError("fork: needs the paged cache (EngineConfig.attention='cache')")
+        if parent.in_prefix:
+            raise ValueError("fork: the session is still committing its given prefix; fork after it")
+        request = dataclasses.replace(parent.request, seed=parent.request.seed if seed is None else seed,
+                                      actions=parent.request.actions if actions is None else actions)
+        child = dataclasses.replace(
+            parent, request_id=next(self._ids), request=request, pages=None, history=list(parent.history),
+            decoder_state=copy.deepcopy(parent.decoder_state),
+            actions=parent.actions if actions is None else self._action_groups(request, parent.num_frames))
+        if seed is None:  # the same future noise as the original's
+            child.generator.set_state(parent.generator.get_state())
+        self._fit(child)
+        child.pages = parent.pages.fork()
+        self.sessions[child.request_id] = child
+        self.scheduler.add(child.request_id, child.max_pages)
+        if self.profiler is not None:
+            self.profiler.request_arrived(child.request_id, self.clock())
+        return child.request_id
 
     def abort(self, request_id: int) -> None:
         """Drop a request and return its pages."""

@@ -90,6 +90,7 @@ class Runner:
         start = self.clock()
         for first, latents in session.held_blocks():
             f = latents.shape[2]
+            session.pages.make_private(first, first + f)  # a fork keeps the old keys/values
             context = [p for frame, p in zip(session.pages.held_frames, session.pages.pages) if frame < first]
             kv = PagedKV(self.storage, context, session.pages.frames(first, first + f))
             timesteps = torch.full((1, f), float(self.schedule.config.context_noise))
