@@ -123,6 +123,14 @@ class PageTable:
         twin._pages, twin.end_frame = dict(self._pages), self.end_frame
         return twin
 
+    @classmethod
+    def restore(cls, pool: PagePool, held_frames: list[int], end_frame: int) -> PageTable:
+        """A table holding fresh pages for ``held_frames`` of a video ``end_frame`` frames long."""
+        table = cls(pool)
+        table._pages = dict(zip(held_frames, pool.allocate(len(held_frames))))
+        table.end_frame = end_frame
+        return table
+
     def make_private(self, start: int, end: int) -> None:
         """Give frames ``start .. end - 1`` pages of their own before they are rewritten: a page
         shared with a fork is swapped for a fresh one (its content is about to be replaced)."""

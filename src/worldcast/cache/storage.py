@@ -44,6 +44,19 @@ class PagedKVStorage:
             self.keys[layer].index_copy_(0, ids, k.reshape(shape).to(self.spec.dtype))
             self.values[layer].index_copy_(0, ids, v.reshape(shape).to(self.spec.dtype))
 
+    def export_pages(self, pages: list[int]) -> dict[str, list[torch.Tensor]]:
+        """Copies of ``pages``' tensors, per layer, as stored (for a snapshot)."""
+        ids = torch.tensor(pages, dtype=torch.long)
+        return {"keys": [t.index_select(0, ids.to(t.device)).cpu() for t in self.keys],
+                "values": [t.index_select(0, ids.to(t.device)).cpu() for t in self.values]}
+
+    def import_pages(self, pages: list[int], data: dict[str, list[torch.Tensor]]) -> None:
+        """Write ``export_pages`` output into ``pages``."""
+        ids = torch.tensor(pages, dtype=torch.long)
+        for name, tensors in (("keys", self.keys), ("values", self.values)):
+            for layer, t in enumerate(tensors):
+                t.index_copy_(0, ids.to(t.device), data[name][layer].to(t.device, t.dtype))
+
     def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of ``pages`` as (len(pages) * S, H, D): a view when ids are consecutive."""
         index = _as_slice(pages)
@@ -114,6 +127,19 @@ class QuantizedKVStorage:
         for store, value in ((self.key_data, kq), (self.key_scale, ks), (self.value_data, vq),
                              (self.value_scale, vs)):
             _bytes(store[layer]).index_copy_(0, ids, _bytes(value))
+
+    _NAMES = ("key_data", "key_scale", "value_data", "value_scale")
+
+    def export_pages(self, pages: list[int]) -> dict[str, list[torch.Tensor]]:
+        """Copies of ``pages``' data and scales, per layer, as stored (8-bit data as uint8)."""
+        ids = torch.tensor(pages, dtype=torch.long, device=self._device)
+        return {name: [_bytes(t).index_select(0, ids).cpu() for t in getattr(self, name)] for name in self._NAMES}
+
+    def import_pages(self, pages: list[int], data: dict[str, list[torch.Tensor]]) -> None:
+        ids = torch.tensor(pages, dtype=torch.long, device=self._device)
+        for name in self._NAMES:
+            for layer, t in enumerate(getattr(self, name)):
+                _bytes(t).index_copy_(0, ids, data[name][layer].to(self._device))
 
     def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized keys and values of ``pages`` as (len(pages) * S, H, D) in ``spec.dtype``."""

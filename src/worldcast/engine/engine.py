@@ -8,6 +8,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -21,6 +22,7 @@ from worldcast.engine.request import BlockOutput, GenerationRequest, GenerationR
 from worldcast.engine.runner import Runner
 from worldcast.engine.scheduler import Scheduler
 from worldcast.engine.session import Session
+from worldcast.engine.snapshot import check_compatible, read_snapshot, write_snapshot
 from worldcast.models.wan.dit import CausalWanDiT, TextContext
 from worldcast.profiling.memory import device_total_memory
 from worldcast.profiling.profiler import KVUsage, Profiler, Span
@@ -38,6 +40,11 @@ class Decoder(Protocol):
 
     def decode_block(self, latents: torch.Tensor, state: object) -> torch.Tensor:
         """(C, f, h, w) latents -> (n, H, W, 3) uint8 frames, continuing from ``state``."""
+
+    def export_state(self, state: object) -> dict:
+        """``state`` as plain data (tensors, numbers, lists, dicts) for a snapshot."""
+
+    def import_state(self, data: dict) -> object: ...
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -181,6 +188,75 @@ class Engine:
         if self.profiler is not None:
             self.profiler.request_arrived(child.request_id, self.clock())
         return child.request_id
+
+    def save(self, request_id: int, path: str | Path) -> Path:
+        """Write a running session to ``path`` (atomically, checksummed, versioned: see
+        ``engine/snapshot.py``) so that ``restore`` — in this process or another, with the same
+        model and settings — continues it exactly as if it had never stopped."""
+        if request_id not in self.sessions:
+            raise ValueError(f"request_id: no running session {request_id}")
+        session = self.sessions[request_id]
+        if session.pages is None:
+            raise ValueError("save: needs the paged cache (EngineConfig.attention='cache')")
+        request = session.request
+        payload = {
+            "engine": self._fingerprint(),
+            "request": {"num_latent_frames": request.num_latent_frames, "prompt": request.prompt,
+                        "prompt_embeds": request.prompt_embeds, "seed": request.seed, "noise": request.noise,
+                        "step_noise": request.step_noise, "decode": request.decode,
+                        "prefix_latents": request.prefix_latents,
+                        "actions": None if request.actions is None else list(request.actions)},
+            "block_sizes": session.block_sizes, "prefix_blocks": session.prefix_blocks,
+            "window": session.window, "sink": session.sink, "next_block": session.next_block,
+            "frames_done": session.frames_done, "recache_pending": session.recache_pending,
+            "text": [list(kv) for kv in session.text.kv], "actions": session.actions,
+            "history": [[start, latents] for start, latents in session.history],
+            "generator": session.generator.get_state(),
+            "held_frames": session.pages.held_frames, "end_frame": session.pages.end_frame,
+            "pages": self.runner.storage.export_pages(session.pages.pages),
+            "decoder": None if session.decoder_state is None else self.decoder.export_state(session.decoder_state),
+        }
+        return write_snapshot(path, payload)
+
+    def restore(self, path: str | Path) -> int:
+        """A session from a file written by ``save``; returns its new request id. The file is
+        checked (format, length, checksum, engine settings) before anything is allocated."""
+        data = read_snapshot(path)
+        check_compatible(data["engine"], self._fingerprint())
+        r = data["request"]
+        request = GenerationRequest(
+            r["num_latent_frames"], prompt=r["prompt"], prompt_embeds=r["prompt_embeds"], seed=r["seed"],
+            noise=r["noise"], step_noise=r["step_noise"], decode=r["decode"], prefix_latents=r["prefix_latents"],
+            actions=None if r["actions"] is None else tuple(r["actions"]))
+        if data["decoder"] is not None and self.decoder is None:
+            raise ValueError("snapshot: the session decodes frames but this engine has no decoder")
+        m = self.config.model
+        session = Session(
+            next(self._ids), request, list(data["block_sizes"]), (m.in_dim, self.config.latent_height,
+                                                                  self.config.latent_width),
+            TextContext([tuple(kv) for kv in data["text"]]), pages=None,
+            decoder_state=None if data["decoder"] is None else self.decoder.import_state(data["decoder"]),
+            prefix_blocks=data["prefix_blocks"], window=data["window"], sink=data["sink"], actions=data["actions"],
+            next_block=data["next_block"], frames_done=data["frames_done"],
+            history=[(start, latents) for start, latents in data["history"]],
+            recache_pending=data["recache_pending"])
+        session.generator.set_state(data["generator"])
+        self._fit(session)
+        session.pages = PageTable.restore(self.pool, list(data["held_frames"]), data["end_frame"])
+        self.runner.storage.import_pages(session.pages.pages, data["pages"])
+        self.sessions[session.request_id] = session
+        self.scheduler.add(session.request_id, session.max_pages)
+        if self.profiler is not None:
+            self.profiler.request_arrived(session.request_id, self.clock())
+        return session.request_id
+
+    def _fingerprint(self) -> dict:
+        """What a snapshot's keys/values and latents depend on: they are only valid here if equal."""
+        c = self.config
+        return {"model": dataclasses.asdict(c.model), "schedule": dataclasses.asdict(c.schedule),
+                "height": c.height, "width": c.width, "vae_stride": list(c.vae_stride),
+                "frames_per_block": c.frames_per_block, "dtype": c.dtype,
+                "cache_dtype": str(self.spec.dtype), "quantization": self.spec.quantization}
 
     def abort(self, request_id: int) -> None:
         """Drop a request and return its pages."""

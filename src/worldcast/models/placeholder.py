@@ -45,6 +45,14 @@ class LatentPreviewDecoder:
     def new_state(self) -> dict[str, bool]:
         return {"started": False}
 
+    @staticmethod
+    def export_state(state: dict[str, bool]) -> dict[str, bool]:
+        return dict(state)
+
+    @staticmethod
+    def import_state(data: dict[str, bool]) -> dict[str, bool]:
+        return dict(data)
+
     def decode_block(self, latents: torch.Tensor, state: dict[str, bool]) -> torch.Tensor:
         """(C, f, h, w) latents -> (n, H, W, 3) uint8 frames; ``state`` tracks the first frame."""
         rgb = torch.einsum("rc,cfhw->fhwr", self.projection, latents.float().cpu())

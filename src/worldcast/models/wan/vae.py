@@ -440,6 +440,17 @@ class VAEFrameDecoder:
     def new_state(self) -> DecodeState:
         return self.vae.new_decode_state()
 
+    @staticmethod
+    def export_state(state: DecodeState) -> dict:
+        """The streaming state as plain data (a snapshot)."""
+        return {"slots": [None if t is None else t.cpu() for t in state.causal.slots],
+                "latent_frames": state.latent_frames, "pixel_frames": state.pixel_frames}
+
+    def import_state(self, data: dict) -> DecodeState:
+        device = self.vae.conv2.weight.device
+        slots = [None if t is None else t.to(device) for t in data["slots"]]
+        return DecodeState(CausalState(slots), data["latent_frames"], data["pixel_frames"])
+
     def decode_block(self, latents: torch.Tensor, state: DecodeState) -> torch.Tensor:
         """(C, f, h, w) latents -> (n, H, W, 3) uint8 frames."""
         weight = self.vae.conv2.weight
