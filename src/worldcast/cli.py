@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=81, help="pixel frames per run (1 + 4k, whole blocks)")
     bench.add_argument("--settings", default=",".join(SETTING_NAMES),
                        help="comma-separated: recompute (no cache), paged (full cache), window (sliding window), "
-                            "sink (window + first frames), int8 / fp8 (quantized pages). Default: all")
+                            "sink (window + first frames), retrieval (window + block-sparse retrieval), int8 / fp8 "
+                            "(quantized pages). Default: all")
     bench.add_argument("--bench-window", type=int, default=None,
                        help="latent frames kept by the window/sink settings (default: the model's --window, else 6)")
     bench.add_argument("--bench-sink", type=int, default=1, help="sink frames of the 'sink' setting")

@@ -146,6 +146,10 @@ class CacheConfig:
     # Attention sink (StreamingLLM; LongLive keeps 3 latent frames): the video's first frames stay
     # in every block's context and are never evicted, however far the window has moved.
     sink_frames: int = 0
+    # Block-sparse retrieval: besides sink and window, each layer attends to the ``retrieval_pages``
+    # earlier frames whose mean key best matches the block's mean query, so a world can recall a
+    # place it left. Frames outside the window are then kept (memory grows, attention does not).
+    retrieval_pages: int = 0
     # "int8" or "fp8": pages store 8-bit keys (one scale per channel) and values (one scale per
     # token), dequantized to ``dtype`` on read — about half the bytes of bf16 (cache/quant.py)
     quantization: str | None = None
@@ -163,6 +167,10 @@ class CacheConfig:
                  f"must be a non-negative integer, got {self.sink_frames!r}")
         _require(self.sink_frames == 0 or self.window_frames is not None, "CacheConfig.sink_frames",
                  "needs window_frames: without a window every frame is kept anyway")
+        _require(isinstance(self.retrieval_pages, int) and self.retrieval_pages >= 0, "CacheConfig.retrieval_pages",
+                 f"must be a non-negative integer, got {self.retrieval_pages!r}")
+        _require(self.retrieval_pages == 0 or self.window_frames is not None, "CacheConfig.retrieval_pages",
+                 "needs window_frames: without a window every frame is attended anyway")
         if self.num_pages is not None:
             _positive_int(self.num_pages, "CacheConfig.num_pages")
         if self.dtype is not None:
@@ -212,6 +220,8 @@ class EngineConfig:
                      f"must be a multiple of {unit} (VAE stride x patch size), got {value}")
         _require(self.attention in ("cache", "recompute"), "EngineConfig.attention",
                  f"unknown mode {self.attention!r}; accepted: 'cache', 'recompute'")
+        _require(self.attention == "cache" or self.cache.retrieval_pages == 0, "CacheConfig.retrieval_pages",
+                 "needs attention='cache' (the recompute baseline has no pages to retrieve)")
         resolve_dtype(self.dtype, "EngineConfig.dtype")
         try:
             torch.device(self.device)

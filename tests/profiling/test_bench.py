@@ -99,7 +99,7 @@ def test_setting_validation_and_selection():
     with pytest.raises(ValueError, match="BenchSetting.window"):
         BenchSetting("x", window=0)
     assert [s.name for s in select_settings(["window", "paged", "paged"], 6)] == ["window6", "paged"]
-    assert list(standard_settings(6, 2)) == ["recompute", "paged", "window", "sink", "int8", "fp8"]
+    assert list(standard_settings(6, 2)) == ["recompute", "paged", "window", "sink", "retrieval", "int8", "fp8"]
     sink = standard_settings(6, 2)["sink"]
     assert (sink.name, sink.window, sink.sink) == ("sink2+window6", 6, 2)
     with pytest.raises(ValueError, match="settings: unknown nope"):

@@ -39,3 +39,11 @@ def test_the_kv_quantization_script_compares_with_the_unquantized_run(tmp_path):
     assert set(rows) == {"unquantized", "int8", "fp8"}
     assert rows["int8"]["ratio_to_bf16"] < 0.53 and rows["unquantized"]["ratio_to_bf16"] == 1.0
     assert rows["int8"]["psnr_db"] > 20  # close to the unquantized run, not identical to it
+
+
+@pytest.mark.slow
+def test_the_revisit_script_compares_window_retrieval_and_full_cache(tmp_path):
+    result = _script("revisit").measure(random_world_dir(tmp_path / "world"), out_frames=24, k=2,
+                                        prompt="a top-down view of a city at day", seeds=(0,))
+    assert [r["setting"] for r in result["rows"]] == ["window", "window + retrieval of 2", "full cache"]
+    assert result["pairs_per_video"] > 0 and all(r["pairs"] == result["pairs_per_video"] for r in result["rows"])

@@ -25,6 +25,7 @@ class KVCacheSpec:
     tokens_per_page: int
     dtype: torch.dtype  # what reads return (and, unquantized, what pages store)
     quantization: str | None = None  # "int8" / "fp8": pages store those plus scales (cache/quant.py)
+    key_means: bool = False  # also keep each page's mean key per layer (block-sparse retrieval)
 
     def __post_init__(self) -> None:
         if self.quantization is not None:
@@ -34,7 +35,8 @@ class KVCacheSpec:
     def from_engine_config(cls, config: EngineConfig) -> KVCacheSpec:
         m = config.model
         dtype = resolve_dtype(config.cache.dtype or config.dtype, "CacheConfig.dtype")
-        return cls(m.num_layers, m.num_heads, m.head_dim, config.tokens_per_frame, dtype, config.cache.quantization)
+        return cls(m.num_layers, m.num_heads, m.head_dim, config.tokens_per_frame, dtype, config.cache.quantization,
+                   key_means=config.cache.retrieval_pages > 0)
 
     @property
     def page_shape(self) -> tuple[int, int, int]:
@@ -45,8 +47,9 @@ class KVCacheSpec:
     def bytes_per_page(self) -> int:
         """Everything a page stores, scales included."""
         S, H, D = self.page_shape
+        means = self.num_layers * H * D * 4 if self.key_means else 0  # float32 mean key per layer
         if self.quantization is None:
-            return 2 * self.num_layers * S * H * D * self.dtype.itemsize
+            return 2 * self.num_layers * S * H * D * self.dtype.itemsize + means
         data = 2 * S * H * D * element_dtype(self.quantization).itemsize
         scales = (H * D + S * H) * SCALE_DTYPE.itemsize  # keys: per channel; values: per token and head
-        return self.num_layers * (data + scales)
+        return self.num_layers * (data + scales) + means

@@ -22,6 +22,7 @@ class PagedKVStorage:
         shape = (num_pages, *spec.page_shape)
         self.keys = [torch.zeros(shape, dtype=spec.dtype, device=device) for _ in range(spec.num_layers)]
         self.values = [torch.zeros(shape, dtype=spec.dtype, device=device) for _ in range(spec.num_layers)]
+        self.key_means = KeyMeans(spec, num_pages, device)
 
     def grow(self, num_pages: int) -> None:
         """Reallocate with ``num_pages`` pages, keeping the content of the existing ones."""
@@ -30,11 +31,13 @@ class PagedKVStorage:
                 new = old.new_zeros((num_pages, *self.spec.page_shape))
                 new[: self.num_pages] = old
                 tensors[layer] = new
+        self.key_means.grow(num_pages)
         self.num_pages = num_pages
 
     def write(self, layer: int, pages: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
         """Store k/v (len(pages) * S, H, D) into ``pages`` of ``layer``."""
         shape = (len(pages), *self.spec.page_shape)
+        self.key_means.write(layer, pages, k.reshape(shape))
         index = _as_slice(pages)
         if isinstance(index, slice):
             self.keys[layer][index] = k.view(shape)
@@ -90,6 +93,7 @@ class QuantizedKVStorage:
             raise ValueError("QuantizedKVStorage: the spec has no quantization; use PagedKVStorage")
         self.spec = spec
         self.num_pages = 0
+        self.key_means = KeyMeans(spec, 0, device)
         self.key_data: list[torch.Tensor] = []
         self.key_scale: list[torch.Tensor] = []
         self.value_data: list[torch.Tensor] = []
@@ -115,11 +119,13 @@ class QuantizedKVStorage:
                     tensors[layer] = new
                 else:
                     tensors.append(new)
+        self.key_means.grow(num_pages)
         self.num_pages = num_pages
 
     def write(self, layer: int, pages: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
         """Quantize k/v (len(pages) * S, H, D) into ``pages`` of ``layer``."""
         shape = (len(pages), *self.spec.page_shape)
+        self.key_means.write(layer, pages, k.reshape(shape))
         fmt = self.spec.quantization
         kq, ks = quantize_keys(k.reshape(shape), fmt)
         vq, vs = quantize_values(v.reshape(shape), fmt)
@@ -155,6 +161,32 @@ class QuantizedKVStorage:
         k = dequantize(pick(self.key_data[layer]), pick(self.key_scale[layer]), self.spec.dtype)
         v = dequantize(pick(self.value_data[layer]), pick(self.value_scale[layer]), self.spec.dtype)
         return k.flatten(0, 1), v.flatten(0, 1)
+
+
+class KeyMeans:
+    """Per layer, each page's keys averaged over its tokens: (num_pages, H, D) float32, the
+    summary block-sparse retrieval scores pages by (kept only when retrieval is on)."""
+
+    def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> None:
+        self.enabled = spec.key_means
+        self._shape = (spec.num_heads, spec.head_dim)
+        self.means = [torch.zeros((num_pages, *self._shape), device=device) for _ in range(spec.num_layers)] \
+            if self.enabled else []
+
+    def grow(self, num_pages: int) -> None:
+        for layer, old in enumerate(self.means):
+            new = old.new_zeros((num_pages, *self._shape))
+            new[: old.shape[0]] = old
+            self.means[layer] = new
+
+    def write(self, layer: int, pages: list[int], k: torch.Tensor) -> None:
+        """``k`` (len(pages), S, H, D): the pages' keys as computed (before any quantization)."""
+        if self.enabled:
+            ids = torch.tensor(pages, device=k.device)
+            self.means[layer].index_copy_(0, ids, k.float().mean(dim=1))
+
+    def read(self, layer: int, pages: list[int]) -> torch.Tensor:
+        return self.means[layer][torch.tensor(pages, device=self.means[layer].device)]
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,8 @@ class Engine:
             text, pages=None,
             decoder_state=self.decoder.new_state() if self.decoder and request.decode else None,
             prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
-            window=self.config.cache.window_frames, sink=self.config.cache.sink_frames)
+            window=self.config.cache.window_frames, sink=self.config.cache.sink_frames,
+            retrieval=self.config.cache.retrieval_pages)
         if self.config.attention == "cache":
             self._fit(session)  # may refuse the request: nothing is registered before this
             session.pages = PageTable(self.pool)

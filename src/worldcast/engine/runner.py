@@ -114,7 +114,8 @@ class Runner:
             queries, keys = frames, frames
         else:
             context, _ = session.page_split()
-            queries, keys = f, len(context) + f
+            retrieved = min(session.retrieval, len(session.retrieval_candidates()))
+            queries, keys = f, len(context) + retrieved + f
         return forwards * dit_forward_flops(self.model.config, queries * tokens, keys * tokens).total
 
     def _tokens_per_frame(self, session: Session) -> int:
@@ -128,7 +129,8 @@ class Runner:
             return self._forward_recompute(session, x, t)
         # Earlier frames are read-only context; this block's pages are rewritten by each pass,
         # so after the commit pass they hold the clean block's keys/values.
-        kv = PagedKV(self.storage, *session.page_split())
+        kv = PagedKV(self.storage, *session.page_split(), candidates=session.retrieval_candidates(),
+                     top_k=session.retrieval)
         f, start = x.shape[2], session.frames_done
         timesteps = torch.full((1, f), t)
         return self.model(x, timesteps, session.text, kv, frame_offset=start,

@@ -23,6 +23,7 @@ class Session:
     prefix_blocks: int = 0  # leading blocks committed from request.prefix_latents
     window: int | None = None  # latent frames of context a block sees (None: all)
     sink: int = 0  # first latent frames every block also sees (kept past the window)
+    retrieval: int = 0  # earlier frames outside sink and window each layer may retrieve (all kept)
     actions: torch.Tensor | None = None  # (frames, actions_per_frame) action ids per latent frame
     next_block: int = 0
     frames_done: int = 0
@@ -68,7 +69,7 @@ class Session:
     @property
     def max_pages(self) -> int:
         """The most pages this session holds at once: its window plus a block, or everything."""
-        if self.window is None:
+        if self.window is None or self.retrieval:
             return self.num_frames
         return min(self.num_frames, self.sink + self.window + max(self.block_sizes))
 
@@ -81,10 +82,18 @@ class Session:
         sink = min(self.sink, recent)  # sink frames the window does not already cover
         return self.pages.frames(0, sink) + self.pages.frames(max(sink, recent), start), self.pages.frames(start, end)
 
+    def retrieval_candidates(self) -> list[int]:
+        """Pages of the held frames outside the current block's sink and window: what
+        block-sparse retrieval chooses from."""
+        if not self.retrieval or self.window is None:
+            return []
+        start = self.frames_done
+        return self.pages.frames(self.sink, max(self.sink, start - self.window))
+
     def evict_stale(self) -> None:
         """Free the pages no later block will see (between the sink and the window) and forget
         the latents of blocks with no frame left."""
-        if self.pages is not None and self.window is not None:
+        if self.pages is not None and self.window is not None and not self.retrieval:
             self.pages.evict(self.sink, self.frames_done - self.window)
             held = set(self.pages.held_frames)
             self.history = [(start, x) for start, x in self.history

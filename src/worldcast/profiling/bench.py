@@ -10,7 +10,8 @@ vary by 3x from hour to hour).
 Settings are the baselines and cache policies the engine has: ``recompute`` (no cache: every
 denoising step re-runs the DiT over the visible past), ``paged`` (the paged KV cache, every
 frame kept), ``window`` (a sliding window of latent frames), ``sink`` (the window plus the
-video's first frames), ``int8`` / ``fp8`` (every frame kept, in quantized pages).
+video's first frames), ``retrieval`` (the window plus block-sparse retrieval of earlier frames),
+``int8`` / ``fp8`` (every frame kept, in quantized pages).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class BenchSetting:
     window: int | None = None  # latent frames of context each block sees; None keeps all
     sink: int = 0  # first latent frames kept in every block's context (needs a window)
     quantization: str | None = None  # "int8" / "fp8" page storage
+    retrieval: int = 0  # block-sparse retrieval: earlier pages per layer beyond the window
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -59,11 +61,12 @@ class BenchSetting:
 
     def engine_config(self, base: EngineConfig) -> EngineConfig:
         cache = dataclasses.replace(base.cache, window_frames=self.window, sink_frames=self.sink,
-                                    quantization=self.quantization)
+                                    quantization=self.quantization, retrieval_pages=self.retrieval)
         return dataclasses.replace(base, attention=self.attention, cache=cache)
 
 
-SETTING_NAMES = ("recompute", "paged", "window", "sink", "int8", "fp8")
+SETTING_NAMES = ("recompute", "paged", "window", "sink", "retrieval", "int8", "fp8")
+RETRIEVAL_PAGES = 3
 
 
 def standard_settings(window: int, sink: int = 1) -> dict[str, BenchSetting]:
@@ -75,6 +78,9 @@ def standard_settings(window: int, sink: int = 1) -> dict[str, BenchSetting]:
         "window": BenchSetting(f"window{window}", window=window, description=f"last {window} latent frames"),
         "sink": BenchSetting(f"sink{sink}+window{window}", window=window, sink=sink,
                              description=f"first {sink} and last {window} latent frames"),
+        "retrieval": BenchSetting(f"window{window}+top{RETRIEVAL_PAGES}", window=window, retrieval=RETRIEVAL_PAGES,
+                                  description=f"last {window} latent frames and the {RETRIEVAL_PAGES} best-matching "
+                                              "earlier ones per layer"),
         "int8": BenchSetting("int8", quantization="int8", description="every frame kept, INT8 pages"),
         "fp8": BenchSetting("fp8", quantization="fp8", description="every frame kept, FP8 (e4m3) pages"),
     }
