@@ -63,6 +63,13 @@ def test_cache_memory_differs_by_policy(report):
         sum(r["summary"]["dit_flops"] for r in report["runs"]["paged"])
 
 
+def test_each_video_is_compared_with_the_full_cache(report):
+    recompute, paged, window = report["settings"]
+    assert paged["psnr_vs_reference_db"] == float("inf")  # the reference itself
+    assert recompute["psnr_vs_reference_db"] > 50  # the same model, recomputed: equal to float error
+    assert window["psnr_vs_reference_db"] < recompute["psnr_vs_reference_db"]  # the window forgets
+
+
 def test_table_and_plots(report, tmp_path):
     text = table(report)
     assert all(name in text for name in ("recompute", "paged", "window3"))

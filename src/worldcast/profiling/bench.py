@@ -21,6 +21,7 @@ import ctypes
 import dataclasses
 import gc
 import logging
+import math
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -102,6 +103,7 @@ class BenchConfig:
     repeats: int = 3
     measure_peak: bool = True
     peak_shapes: tuple[tuple[int, int, int], ...] = DEFAULT_SHAPES  # (m, k, n) GEMMs of the peak reading
+    reference: str = "paged"  # the setting every other video is compared with (PSNR), if it runs
 
     def __post_init__(self) -> None:
         if not self.settings:
@@ -155,22 +157,31 @@ def _release_memory() -> None:
 
 
 def run_once(config: EngineConfig, parts: Components, request: GenerationRequest,
-             sink_factory: Callable[[], Sink] | None = None) -> Profiler:
-    """One profiled generation of ``request`` with ``config``."""
+             sink_factory: Callable[[], Sink] | None = None) -> tuple[Profiler, torch.Tensor | None]:
+    """One profiled generation of ``request`` with ``config``: the profiler and the video's
+    frames (N, H, W, 3) uint8 (None without a decoder)."""
     _release_memory()
     profiler = Profiler(config.device)
     engine = Engine(config, parts.model, parts.text_encoder, parts.decoder, profiler=profiler)
     sink = sink_factory() if sink_factory is not None else None
-    request_id = None
+    request_id, frames = None, []
     for block in engine.stream(request):
         request_id = block.request_id
-        if sink is not None and block.frames is not None:
-            with profiler.stage("output_encode", block.request_id, block.block_index):
-                sink.write(block)
+        if block.frames is not None:
+            frames.append(block.frames)
+            if sink is not None:
+                with profiler.stage("output_encode", block.request_id, block.block_index):
+                    sink.write(block)
     if sink is not None:
         with profiler.stage("output_encode", request_id):
             sink.close()
-    return profiler
+    return profiler, torch.cat(frames) if frames else None
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) between two uint8 videos; inf when identical."""
+    mse = (a.double() - b.double()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -229,11 +240,12 @@ def run_bench(cfg: BenchConfig, base: EngineConfig, parts: Components, request: 
     """Every setting of ``cfg`` on ``request``; returns the report (see ``summarise_setting``)."""
     configs = [s.engine_config(base) for s in cfg.settings]  # validates all settings up front
     peaks = [matmul_peak(base.torch_dtype, base.device, cfg.peak_shapes)] if cfg.measure_peak else []
-    results = []
+    results, videos = [], {}
     for setting, config in zip(cfg.settings, configs):
         runs = []
         for index in range(cfg.warmup + cfg.repeats):
-            profiler = run_once(config, parts, request, sink_factory)
+            profiler, frames = run_once(config, parts, request, sink_factory)
+            videos[setting.name] = frames  # the same request and seed: every run's video is the same
             if index >= cfg.warmup:
                 runs.append(profiler.to_dict())
             if progress is not None:  # told after each run, warm-ups included
@@ -248,13 +260,23 @@ def run_bench(cfg: BenchConfig, base: EngineConfig, parts: Components, request: 
         "peak_tflops_readings": peaks,
         "warmup": cfg.warmup,
         "repeats": cfg.repeats,
+        "reference": cfg.reference,
         "request": {"latent_frames": request.num_latent_frames, "seed": request.seed},
         "engine": {"dtype": base.dtype, "device": base.device, "height": base.height, "width": base.width,
                    "frames_per_block": base.frames_per_block, "steps": list(base.schedule.denoising_steps),
                    "compile": base.compile},
-        "settings": [summarise_setting(s, runs, peak) for s, runs in results],
+        "settings": [{**summarise_setting(s, runs, peak), **_deviation(s, cfg, videos)} for s, runs in results],
         "runs": {s.name: runs for s, runs in results},
     }
+
+
+def _deviation(setting: BenchSetting, cfg: BenchConfig, videos: dict[str, torch.Tensor | None]) -> dict:
+    """How far a setting's video is from the reference setting's (the full paged cache)."""
+    reference = videos.get(cfg.reference)
+    frames = videos[setting.name]
+    if reference is None or frames is None:
+        return {"psnr_vs_reference_db": None}
+    return {"psnr_vs_reference_db": psnr(frames, reference)}
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -264,20 +286,22 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
 def table(report: dict) -> str:
     """The report's medians as a plain-text table."""
     header = ("setting", "1st frame s", "block p50 ms", "p95 ms", "max ms", "frames/s", "w/o decode",
-              "KV MiB", "peak RSS MiB", "TFLOP/s", "% peak")
+              "KV MiB", "peak RSS MiB", "TFLOP/s", "% peak", "PSNR vs ref")
     rows = [header]
     for s in report["settings"]:
         rows.append((s["setting"]["name"], _fmt(s["time_to_first_frame"], digits=2),
                      _fmt(s["block_latency_p50"], 1e3), _fmt(s["block_latency_p95"], 1e3),
                      _fmt(s["block_latency_max"], 1e3), _fmt(s["fps"]), _fmt(s["fps_without_decode"]),
                      _fmt(s["kv_session_bytes_max"], 2**-20), _fmt(s["peak_rss_bytes"], 2**-20, 0),
-                     _fmt(s["dit_tflops_per_second"], digits=3), _fmt(s["mfu"], 100)))
+                     _fmt(s["dit_tflops_per_second"], digits=3), _fmt(s["mfu"], 100),
+                     _fmt(s["psnr_vs_reference_db"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     peak = report["peak_tflops"]
     lines.append(f"medians of {report['repeats']} runs after {report['warmup']} warm-up; "
-                 + (f"bf16 matmul peak this run: {peak:.2f} TFLOP/s" if peak else "peak not measured"))
+                 + (f"bf16 matmul peak this run: {peak:.2f} TFLOP/s" if peak else "peak not measured")
+                 + f"; PSNR of each video against the {report['reference']!r} setting's")
     return "\n".join(lines)
 
 
