@@ -186,6 +186,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "flat); 0 keeps every frame. Default: the built-in world's trained context, else 0")
     p.add_argument("--sink", type=int, default=0,
                    help="attention sink: the first N latent frames stay in every block's context (needs a window)")
+    p.add_argument("--retrieval", type=int, default=0,
+                   help="block-sparse retrieval: with --window, each layer also attends to the N earlier latent "
+                        "frames whose keys best match the block (frames are then kept: memory grows)")
     p.add_argument("--kv-quant", default=None, choices=list(KV_QUANTIZATIONS),
                    help="store the KV cache as int8 or fp8 (e4m3) with scales: about half the bytes of bf16")
     p.add_argument("--kv-budget", type=_budget, default=None,
@@ -226,7 +229,8 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
         schedule = dataclasses.replace(schedule, sampler=args.sampler)
     return EngineConfig(
         model=model, schedule=schedule,
-        cache=CacheConfig(window_frames=window, sink_frames=args.sink, quantization=args.kv_quant,
+        cache=CacheConfig(window_frames=window, sink_frames=args.sink, retrieval_pages=args.retrieval,
+                          quantization=args.kv_quant,
                           over_budget=args.over_budget, **(args.kv_budget or {})),
         height=args.height or height, width=args.width or width,
         frames_per_block=args.frames_per_block, independent_first_frame=args.independent_first_frame,

@@ -77,3 +77,11 @@ def test_cli_budget_flags(tmp_path, capsys):
         main(args)
     assert exc.value.code == 2 and "needs 9 KV pages" in capsys.readouterr().err
     assert main(args + ["--over-budget", "window"]) == 0
+
+
+def test_over_budget_window_turns_retrieval_off_to_fit():
+    engine = _engine(budget_bytes=6 * _page_bytes(window_frames=3, retrieval_pages=1), over_budget="window",
+                     window_frames=3, retrieval_pages=1)
+    result = engine.generate(_request(15))
+    assert result.latents.shape[1] == 15 and engine.pool.num_free == engine.pool.num_pages == 6
+    assert engine.applied_policies == {0: "sliding window of 3 latent frames"}

@@ -50,3 +50,22 @@ def test_retrieval_needs_a_window_and_the_cache():
         CacheConfig(retrieval_pages=2)
     with pytest.raises(ValueError, match="CacheConfig.retrieval_pages: needs attention='cache'"):
         tiny_engine_config(attention="recompute", cache=CacheConfig(window_frames=3, retrieval_pages=2))
+
+
+def test_cli_cache_policy_flags_reach_the_engine(tmp_path, capsys):
+    import json
+
+    from worldcast.cli import main
+
+    assert main(["generate", "--model", "tiny", "--prompt", "a fox", "--frames", "33", "--height", "32", "--width",
+                 "48", "--window", "3", "--sink", "1", "--retrieval", "1", "--kv-quant", "int8",
+                 "--out", str(tmp_path / "v.mp4"), "--json"]) == 0
+    profile = json.loads(capsys.readouterr().out)["profile"]
+    # every frame kept (retrieval), in INT8 pages: 9 pages of the quantized size
+    config = tiny_engine_config(height=32, width=48, dtype="bfloat16",
+                                cache=CacheConfig(window_frames=3, retrieval_pages=1, quantization="int8"))
+    from worldcast.cache import KVCacheSpec
+    assert profile["kv_session_bytes_max"] == 9 * KVCacheSpec.from_engine_config(config).bytes_per_page
+    with pytest.raises(SystemExit):
+        main(["generate", "--model", "tiny", "--prompt", "a fox", "--retrieval", "2", "--out", str(tmp_path / "w.mp4")])
+    assert "CacheConfig.retrieval_pages: needs window_frames" in capsys.readouterr().err

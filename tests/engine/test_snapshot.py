@@ -30,7 +30,8 @@ def _request():
     return GenerationRequest(15, prompt_embeds=EMBEDS, seed=3, actions=None)
 
 
-@pytest.mark.parametrize("cache", [{}, {"window_frames": 3, "sink_frames": 1}, {"quantization": "fp8"}])
+@pytest.mark.parametrize("cache", [{}, {"window_frames": 3, "sink_frames": 1}, {"quantization": "fp8"},
+                                   {"window_frames": 3, "retrieval_pages": 1}])
 def test_restore_continues_bit_identically(tmp_path, cache):
     whole = _engine(**cache).generate(_request())
     engine = _engine(**cache)

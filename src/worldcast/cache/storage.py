@@ -51,7 +51,8 @@ class PagedKVStorage:
         """Copies of ``pages``' tensors, per layer, as stored (for a snapshot)."""
         ids = torch.tensor(pages, dtype=torch.long)
         return {"keys": [t.index_select(0, ids.to(t.device)).cpu() for t in self.keys],
-                "values": [t.index_select(0, ids.to(t.device)).cpu() for t in self.values]}
+                "values": [t.index_select(0, ids.to(t.device)).cpu() for t in self.values],
+                "key_means": self.key_means.export(pages)}
 
     def import_pages(self, pages: list[int], data: dict[str, list[torch.Tensor]]) -> None:
         """Write ``export_pages`` output into ``pages``."""
@@ -59,6 +60,7 @@ class PagedKVStorage:
         for name, tensors in (("keys", self.keys), ("values", self.values)):
             for layer, t in enumerate(tensors):
                 t.index_copy_(0, ids.to(t.device), data[name][layer].to(t.device, t.dtype))
+        self.key_means.import_(pages, data["key_means"])
 
     def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of ``pages`` as (len(pages) * S, H, D): a view when ids are consecutive."""
@@ -139,13 +141,15 @@ class QuantizedKVStorage:
     def export_pages(self, pages: list[int]) -> dict[str, list[torch.Tensor]]:
         """Copies of ``pages``' data and scales, per layer, as stored (8-bit data as uint8)."""
         ids = torch.tensor(pages, dtype=torch.long, device=self._device)
-        return {name: [_bytes(t).index_select(0, ids).cpu() for t in getattr(self, name)] for name in self._NAMES}
+        data = {name: [_bytes(t).index_select(0, ids).cpu() for t in getattr(self, name)] for name in self._NAMES}
+        return {**data, "key_means": self.key_means.export(pages)}
 
     def import_pages(self, pages: list[int], data: dict[str, list[torch.Tensor]]) -> None:
         ids = torch.tensor(pages, dtype=torch.long, device=self._device)
         for name in self._NAMES:
             for layer, t in enumerate(getattr(self, name)):
                 _bytes(t).index_copy_(0, ids, data[name][layer].to(self._device))
+        self.key_means.import_(pages, data["key_means"])
 
     def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized keys and values of ``pages`` as (len(pages) * S, H, D) in ``spec.dtype``."""
@@ -187,6 +191,13 @@ class KeyMeans:
 
     def read(self, layer: int, pages: list[int]) -> torch.Tensor:
         return self.means[layer][torch.tensor(pages, device=self.means[layer].device)]
+
+    def export(self, pages: list[int]) -> list[torch.Tensor]:
+        return [self.read(layer, pages).cpu() for layer in range(len(self.means))]
+
+    def import_(self, pages: list[int], means: list[torch.Tensor]) -> None:
+        for layer, t in enumerate(self.means):
+            t.index_copy_(0, torch.tensor(pages, device=t.device), means[layer].to(t.device))
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:

@@ -208,7 +208,8 @@ class Engine:
                         "prefix_latents": request.prefix_latents,
                         "actions": None if request.actions is None else list(request.actions)},
             "block_sizes": session.block_sizes, "prefix_blocks": session.prefix_blocks,
-            "window": session.window, "sink": session.sink, "next_block": session.next_block,
+            "window": session.window, "sink": session.sink, "retrieval": session.retrieval,
+            "next_block": session.next_block,
             "frames_done": session.frames_done, "recache_pending": session.recache_pending,
             "text": [list(kv) for kv in session.text.kv], "actions": session.actions,
             "history": [[start, latents] for start, latents in session.history],
@@ -237,7 +238,8 @@ class Engine:
                                                                   self.config.latent_width),
             TextContext([tuple(kv) for kv in data["text"]]), pages=None,
             decoder_state=None if data["decoder"] is None else self.decoder.import_state(data["decoder"]),
-            prefix_blocks=data["prefix_blocks"], window=data["window"], sink=data["sink"], actions=data["actions"],
+            prefix_blocks=data["prefix_blocks"], window=data["window"], sink=data["sink"],
+            retrieval=data["retrieval"], actions=data["actions"],
             next_block=data["next_block"], frames_done=data["frames_done"],
             history=[(start, latents) for start, latents in data["history"]],
             recache_pending=data["recache_pending"])
@@ -257,7 +259,8 @@ class Engine:
         return {"model": dataclasses.asdict(c.model), "schedule": dataclasses.asdict(c.schedule),
                 "height": c.height, "width": c.width, "vae_stride": list(c.vae_stride),
                 "frames_per_block": c.frames_per_block, "dtype": c.dtype,
-                "cache_dtype": str(self.spec.dtype), "quantization": self.spec.quantization}
+                "cache_dtype": str(self.spec.dtype), "quantization": self.spec.quantization,
+                "key_means": self.spec.key_means}
 
     def abort(self, request_id: int) -> None:
         """Drop a request and return its pages."""
@@ -434,6 +437,7 @@ class Engine:
                   f"holds {self.pool.num_pages} ({self.pool.num_pages * page / 2**20:.1f} MiB)")
         if cache.over_budget == "window" and window >= 1:
             session.window = window if session.window is None else min(session.window, window)
+            session.retrieval = 0  # retrieval keeps every frame: it cannot live within the budget
             self.applied_policies[session.request_id] = f"sliding window of {session.window} latent frames"
             log.warning("request %d %s: running it with a sliding window of %d latent frames (over_budget='window')",
                         session.request_id, needed, session.window)
