@@ -20,29 +20,24 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from worldcast.cache.spec import KVCacheSpec
 from worldcast.engine.engine import Engine
+from worldcast.profiling.bench import psnr
 from worldcast.world.report import long_frames
 from worldcast.world.runtime import WorldModel
 from worldcast.world.sim import FPS, parse_actions
 from worldcast.world.train import save_random_world
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
 def run(world: WorldModel, quantization: str | None, prompt: str, actions: list[str], frames: int,
-        seed: int) -> tuple[np.ndarray, float, KVCacheSpec]:
+        seed: int) -> tuple[torch.Tensor, float, KVCacheSpec]:
     cache = dataclasses.replace(world.config.cache, quantization=quantization)
     config = dataclasses.replace(world.config, cache=cache)
     engine = Engine(config, world.dit, world.text_encoder, world.engine.decoder)
     start = time.perf_counter()
-    video = np.concatenate([b.frames.numpy() for b in engine.stream(world.request(prompt, actions, frames, seed))])
+    video = torch.cat([b.frames for b in engine.stream(world.request(prompt, actions, frames, seed))])
     return video, time.perf_counter() - start, engine.spec
 
 

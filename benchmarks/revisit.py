@@ -21,12 +21,8 @@ import numpy as np
 
 from worldcast.config import CacheConfig
 from worldcast.engine.engine import Engine
+from worldcast.profiling.bench import psnr
 from worldcast.world.runtime import WorldModel
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def measure(directory: Path, out_frames: int, k: int, prompt: str, seeds: tuple[int, ...]) -> dict:
@@ -48,7 +44,7 @@ def measure(directory: Path, out_frames: int, k: int, prompt: str, seeds: tuple[
                         world.engine.decoder)
         scores = []
         for seed in seeds:
-            video = engine.generate(world.request(prompt, actions, frames, seed)).frames.numpy()
+            video = engine.generate(world.request(prompt, actions, frames, seed)).frames
             scores += [psnr(video[t], video[t0]) for t, t0 in pairs]
         rows.append({"setting": name, "revisit_psnr_db": float(np.mean(scores)), "pairs": len(scores)})
     return {"model": str(directory), "frames": frames, "out_frames": out_frames, "window": window,

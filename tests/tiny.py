@@ -81,3 +81,15 @@ def random_world_dir(path, seed: int = 0):
     from worldcast.world.train import save_random_world
 
     return save_random_world(path, seed=seed)
+
+
+def benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module (the scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
