@@ -69,3 +69,9 @@ def test_switch_by_text_uses_the_text_encoder_and_bad_input_is_named():
     while engine.sessions:
         engine.step()
     assert engine.pool.num_free == engine.pool.num_pages
+
+
+def test_recache_when_the_window_splits_a_block():
+    # window 1, sink 1, blocks of 3: after block 0 frame 1 is evicted, frames 0 and 2 stay
+    engine, latents = _run(switch_at=1, recache=True, cache=CacheConfig(window_frames=1, sink_frames=1), frames=9)
+    assert latents.shape[1] == 9 and engine.pool.num_free == engine.pool.num_pages

@@ -126,15 +126,23 @@ class Session:
         self.next_block += 1
 
     def held_blocks(self) -> list[tuple[int, torch.Tensor]]:
-        """(first frame, latents) of the earlier blocks whose frames are still cached, trimmed
-        to the held frames (a window may have evicted part of a block)."""
+        """(first frame, latents) of each run of still-cached frames of the earlier blocks, in
+        order: a block whose middle was evicted (sink on one side, window on the other) gives
+        two runs."""
         held = set(self.pages.held_frames)
-        blocks = []
+        runs = []
         for start, latents in self.history:
-            keep = [i for i in range(latents.shape[2]) if start + i in held]
-            if keep:  # held frames of a block are contiguous: its sink part or its window part
-                blocks.append((start + keep[0], latents[:, :, keep[0]:keep[-1] + 1]))
-        return blocks
+            i = 0
+            while i < latents.shape[2]:
+                if start + i not in held:
+                    i += 1
+                    continue
+                j = i
+                while j < latents.shape[2] and start + j in held:
+                    j += 1
+                runs.append((start + i, latents[:, :, i:j]))
+                i = j
+        return runs
 
     def release(self) -> None:
         if self.pages is not None:
