@@ -85,9 +85,9 @@ class Engine:
         self._ids = itertools.count()
         self._prompt_cache: dict[str, TextContext] = {}
         self.applied_policies: dict[int, str] = {}  # request id -> what the budget made the engine do
-        fixed = self._fixed_pool_pages()
-        if config.attention == "cache" and fixed is not None:
-            self._allocate_cache(fixed)
+        self._fixed_pages = self._fixed_pool_pages()  # None: the pool grows with the sessions
+        if config.attention == "cache" and self._fixed_pages is not None:
+            self._allocate_cache(self._fixed_pages)
 
     # -- public API -----------------------------------------------------------------------------
     def add_request(self, request: GenerationRequest) -> int:
@@ -417,7 +417,7 @@ class Engine:
         """Make room for a new session: a fixed pool must hold it on its own (or, with
         ``over_budget="window"``, with the largest sliding window that fits); an automatic pool
         (no ``num_pages``, no budget) grows to hold every live session at once."""
-        if self.pool is not None and self._fixed_pool_pages() is not None:
+        if self._fixed_pages is not None:
             if session.max_pages > self.pool.num_pages:
                 self._over_budget(session)
             return
