@@ -20,7 +20,7 @@ def test_page_table_evicts_a_prefix_of_frames():
     table = PageTable(pool)
     table.append_frames(3)
     table.append_frames(3)
-    table.evict_before(4)
+    table.evict(0, 4)
     assert (table.first_frame, table.pages, pool.num_free) == (4, [4, 5], 6)
     assert table.frames(4, 6) == [4, 5]
     with pytest.raises(IndexError, match="not all held"):

@@ -145,10 +145,6 @@ class PageTable:
         gone = [f for f in self._pages if start <= f < end]
         self.pool.free([self._pages.pop(f) for f in gone])
 
-    def evict_before(self, frame: int) -> None:
-        """Free the pages of every held frame before ``frame``."""
-        self.evict(0, frame)
-
     def release(self) -> None:
         self.pool.free(self.pages)
         self._pages.clear()

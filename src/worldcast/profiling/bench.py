@@ -20,7 +20,6 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
-import logging
 import math
 import statistics
 import tempfile
@@ -34,10 +33,8 @@ from worldcast.config import EngineConfig
 from worldcast.engine.engine import Engine
 from worldcast.engine.request import BlockOutput, GenerationRequest
 from worldcast.profiling.peak import DEFAULT_SHAPES, matmul_peak
-from worldcast.profiling.profiler import Profiler
+from worldcast.profiling.profiler import Profiler, stage_groups
 from worldcast.streaming.mp4 import Mp4Writer
-
-log = logging.getLogger(__name__)
 
 ATTENTIONS = ("cache", "recompute")
 
@@ -189,22 +186,13 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def _stage_groups(stages: dict[str, float]) -> dict[str, float]:
-    """Per-step stages folded into one 'denoise' figure (plus each step, for the JSON)."""
-    groups: dict[str, float] = {}
-    for name, seconds in stages.items():
-        key = "denoise" if name.startswith("step_") else name
-        groups[key] = groups.get(key, 0.0) + seconds
-    return groups
-
-
 def summarise_setting(setting: BenchSetting, runs: list[dict], peak: float | None) -> dict:
     """Medians over the measured runs of one setting."""
     def med(key: str) -> float | None:
         return _median([r["summary"][key] for r in runs])
 
     summaries = [r["summary"] for r in runs]
-    stage_names = sorted({k for s in summaries for k in _stage_groups(s["stages"])})
+    stage_names = sorted({k for s in summaries for k in stage_groups(s["stages"])})
     tflops = med("dit_tflops_per_second")
     per_block = [[b["latency"] for b in r["blocks"]] for r in runs]
     return {
@@ -218,7 +206,7 @@ def summarise_setting(setting: BenchSetting, runs: list[dict], peak: float | Non
         "wall_seconds": med("wall_seconds"),
         "pixel_frames": summaries[0]["pixel_frames"],
         "blocks": summaries[0]["blocks"],
-        "stages": {n: _median([_stage_groups(s["stages"]).get(n, 0.0) for s in summaries]) for n in stage_names},
+        "stages": {n: _median([stage_groups(s["stages"]).get(n, 0.0) for s in summaries]) for n in stage_names},
         "unaccounted_seconds": med("unaccounted_seconds"),
         "dit_tflops_per_second": tflops,
         "mfu": tflops / peak if tflops is not None and peak else None,

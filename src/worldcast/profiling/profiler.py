@@ -230,6 +230,15 @@ class Profiler:
         return path
 
 
+def stage_groups(stages: dict[str, float]) -> dict[str, float]:
+    """Stage seconds with the per-step stages ("step_0", "step_1", ...) folded into "denoise"."""
+    groups: dict[str, float] = {}
+    for name, seconds in stages.items():
+        key = "denoise" if name.startswith("step_") else name
+        groups[key] = groups.get(key, 0.0) + seconds
+    return groups
+
+
 def profile_lines(summary: dict) -> list[str]:
     """A profile summary as a few human-readable lines."""
     def ms(v: float | None) -> str:
@@ -241,10 +250,7 @@ def profile_lines(summary: dict) -> list[str]:
              f"  block latency p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, max {ms(lat['max'])}"]
     if summary["fps"] is not None:
         lines.append(f"  {summary['fps']:.1f} frames/s ({summary['fps_without_decode']:.1f} without VAE decode)")
-    stages: dict[str, float] = {}
-    for name, seconds in summary["stages"].items():
-        key = "denoise" if name.startswith("step_") else name
-        stages[key] = stages.get(key, 0.0) + seconds
+    stages = stage_groups(summary["stages"])
     total = summary["wall_seconds"]
     parts = [f"{k} {v:.2f} s ({v / total:.0%})" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])]
     lines.append("  stages: " + ", ".join(parts) + f", other {summary['unaccounted_seconds']:.2f} s")
