@@ -195,8 +195,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="memory budget for the KV cache: bytes with a K/M/G suffix (e.g. 512M) or a share of "
                         "the device's memory (e.g. 25%%); the pool gets as many pages as fit")
     p.add_argument("--over-budget", default="error", choices=list(OVER_BUDGET),
-                   help="a video that cannot fit the budget: refuse it with the figures, or run it with the "
-                        "largest sliding window that fits (and say so)")
+                   help="a video that cannot fit the budget: refuse it with the figures (error), run it with the "
+                        "largest sliding window that fits (window), or run it unchanged with its older frames in "
+                        "host memory, streamed back per layer (offload); the last two say so")
     p.add_argument("--attention", default="cache", choices=["cache", "recompute"],
                    help="paged KV cache, or the no-cache baseline that recomputes the past")
     p.add_argument("--seed", type=int, default=0)

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 KV_QUANTIZATIONS = ("int8", "fp8")
-OVER_BUDGET = ("error", "window")
+OVER_BUDGET = ("error", "window", "offload")
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -155,7 +155,8 @@ class CacheConfig:
     quantization: str | None = None
     # A memory budget for the pages, in bytes or as a fraction of the device's memory (CPU: RAM):
     # the pool gets as many pages as fit. A request that could never fit is refused with the
-    # figures (over_budget="error") or given the largest sliding window that fits ("window").
+    # figures (over_budget="error"), given the largest sliding window that fits ("window"), or
+    # run unchanged with its older frames offloaded to host memory ("offload"; cache/offload.py).
     budget_bytes: int | None = None
     budget_fraction: float | None = None
     over_budget: str = "error"
@@ -187,6 +188,8 @@ class CacheConfig:
                  f"give at most one of num_pages, budget_bytes, budget_fraction (got {', '.join(budgets)})")
         _require(self.over_budget in OVER_BUDGET, "CacheConfig.over_budget",
                  f"unknown {self.over_budget!r}; accepted: {', '.join(OVER_BUDGET)}")
+        _require(self.over_budget != "offload" or self.retrieval_pages == 0, "CacheConfig.over_budget",
+                 "'offload' cannot be combined with retrieval_pages: retrieval scores pages that stay on the device")
 
 
 AttentionMode = Literal["cache", "recompute"]

@@ -70,6 +70,32 @@ def test_each_video_is_compared_with_the_full_cache(report):
     assert window["psnr_vs_reference_db"] < recompute["psnr_vs_reference_db"]  # the window forgets
 
 
+def test_offload_setting_keeps_device_memory_down_and_the_video_identical():
+    deep = dataclasses.replace(TINY, num_layers=8)  # with 2 layers staging would cost what offload saves
+    config = tiny_engine_config(model=deep)
+    parts = Components(strong_model(deep), HashingTextEncoder(TINY.text_dim, TINY.text_len),
+                       LatentPreviewDecoder(TINY.in_dim, config.vae_stride))
+    settings = select_settings(["paged", "offload"], window=3)
+    report = run_bench(BenchConfig(tuple(settings), warmup=0, repeats=1, measure_peak=False), config, parts,
+                       GenerationRequest(15, prompt="a fox"))
+    paged, offload = report["settings"]
+    assert offload["setting"]["name"] == "offload50%" and offload["psnr_vs_reference_db"] == float("inf")
+    page = paged["kv_session_bytes_max"] // 15
+    assert offload["kv_session_bytes_max"] <= 8 * page < paged["kv_session_bytes_max"]  # ceil(15 / 2) pages
+    assert offload["kv_host_bytes_max"] > 0 and paged["kv_host_bytes_max"] == 0
+    assert "host KV MiB" in table(report) and report["refused"] == {}
+
+
+def test_a_setting_the_engine_refuses_is_reported_not_run():
+    config = tiny_engine_config()  # two layers: offload cannot make anything fit
+    settings = select_settings(["paged", "offload"], window=3)
+    report = run_bench(BenchConfig(tuple(settings), warmup=0, repeats=1, measure_peak=False), config,
+                       _parts(config), GenerationRequest(15, prompt="a fox"))
+    assert [s["setting"]["name"] for s in report["settings"]] == ["paged"]
+    assert "offloading cannot make it fit" in report["refused"]["offload50%"]
+    assert "offload50%: not run" in table(report)
+
+
 def test_table_and_plots(report, tmp_path):
     text = table(report)
     assert all(name in text for name in ("recompute", "paged", "window3"))
@@ -106,7 +132,8 @@ def test_setting_validation_and_selection():
     with pytest.raises(ValueError, match="BenchSetting.window"):
         BenchSetting("x", window=0)
     assert [s.name for s in select_settings(["window", "paged", "paged"], 6)] == ["window6", "paged"]
-    assert list(standard_settings(6, 2)) == ["recompute", "paged", "window", "sink", "retrieval", "int8", "fp8"]
+    assert list(standard_settings(6, 2)) == ["recompute", "paged", "window", "sink", "retrieval", "int8", "fp8",
+                                             "offload"]
     sink = standard_settings(6, 2)["sink"]
     assert (sink.name, sink.window, sink.sink) == ("sink2+window6", 6, 2)
     with pytest.raises(ValueError, match="settings: unknown nope"):
@@ -163,11 +190,14 @@ def test_cli_bench_without_shipped_weights_times_the_world_architecture_and_says
 
 def test_every_standard_setting_configures_the_engine_it_names():
     base = tiny_engine_config()
-    configs = {n: s.engine_config(base) for n, s in standard_settings(window=3, sink=1).items()}
+    configs = {n: s.engine_config(base, latent_frames=21) for n, s in standard_settings(window=3, sink=1).items()}
     assert configs["recompute"].attention == "recompute"
     assert configs["paged"].cache.window_frames is None and configs["paged"].cache.quantization is None
     assert (configs["sink"].cache.window_frames, configs["sink"].cache.sink_frames) == (3, 1)
     assert configs["int8"].cache.quantization == "int8" and configs["fp8"].cache.quantization == "fp8"
+    assert (configs["offload"].cache.num_pages, configs["offload"].cache.over_budget) == (11, "offload")
+    with pytest.raises(ValueError, match="device_share needs the request's latent_frames"):
+        standard_settings(window=3)["offload"].engine_config(base)
 
 
 def test_cli_bench_runs_the_sink_and_quantized_settings(tmp_path, capsys):

@@ -109,6 +109,23 @@ class PageTable:
             self.end_frame += 1
         return new
 
+    def __contains__(self, frame: int) -> bool:
+        return frame in self._pages
+
+    def page(self, frame: int) -> int:
+        return self._pages[frame]
+
+    def adopt_frames(self, frames: list[int]) -> list[int]:
+        """New pages for ``frames`` (ascending, after every frame held): how a host table takes
+        frames offloaded from a device table. Returns the pages."""
+        last = next(reversed(self._pages), -1)
+        if frames != sorted(frames) or (frames and frames[0] <= last):
+            raise ValueError(f"frames {frames} must be ascending and after the last held frame {last}")
+        new = self.pool.allocate(len(frames))
+        self._pages.update(zip(frames, new))
+        self.end_frame = max(self.end_frame, frames[-1] + 1) if frames else self.end_frame
+        return new
+
     def frames(self, start: int, end: int) -> list[int]:
         """Pages of frames ``start .. end - 1`` (all held)."""
         try:

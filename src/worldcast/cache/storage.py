@@ -16,29 +16,35 @@ class PagedKVStorage:
 
     exact = True
 
-    def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> None:
+    def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str,
+                 pin_memory: bool = False) -> None:
         self.spec = spec
         self.num_pages = num_pages
+        self.pin_memory = pin_memory  # host pages an accelerator copies from asynchronously
         shape = (num_pages, *spec.page_shape)
-        self.keys = [torch.zeros(shape, dtype=spec.dtype, device=device) for _ in range(spec.num_layers)]
-        self.values = [torch.zeros(shape, dtype=spec.dtype, device=device) for _ in range(spec.num_layers)]
+        self.keys = [_zeros(shape, spec.dtype, device, pin_memory) for _ in range(spec.num_layers)]
+        self.values = [_zeros(shape, spec.dtype, device, pin_memory) for _ in range(spec.num_layers)]
         self.key_means = KeyMeans(spec, num_pages, device)
 
     def grow(self, num_pages: int) -> None:
         """Reallocate with ``num_pages`` pages, keeping the content of the existing ones."""
         for tensors in (self.keys, self.values):
             for layer, old in enumerate(tensors):
-                new = old.new_zeros((num_pages, *self.spec.page_shape))
+                new = _zeros((num_pages, *self.spec.page_shape), old.dtype, old.device, self.pin_memory)
                 new[: self.num_pages] = old
                 tensors[layer] = new
         self.key_means.grow(num_pages)
         self.num_pages = num_pages
 
+    def raw(self, layer: int) -> list[torch.Tensor]:
+        """The tensors holding ``layer``'s pages as stored, page index first (what offload copies)."""
+        return [self.keys[layer], self.values[layer]]
+
     def write(self, layer: int, pages: list[int], k: torch.Tensor, v: torch.Tensor) -> None:
         """Store k/v (len(pages) * S, H, D) into ``pages`` of ``layer``."""
         shape = (len(pages), *self.spec.page_shape)
         self.key_means.write(layer, pages, k.reshape(shape))
-        index = _as_slice(pages)
+        index = as_slice(pages)
         if isinstance(index, slice):
             self.keys[layer][index] = k.view(shape)
             self.values[layer][index] = v.view(shape)
@@ -64,7 +70,7 @@ class PagedKVStorage:
 
     def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of ``pages`` as (len(pages) * S, H, D): a view when ids are consecutive."""
-        index = _as_slice(pages)
+        index = as_slice(pages)
         if isinstance(index, slice):
             k, v = self.keys[layer][index], self.values[layer][index]
         else:
@@ -73,7 +79,7 @@ class PagedKVStorage:
         return k.flatten(0, 1), v.flatten(0, 1)
 
 
-def _as_slice(pages: list[int]) -> slice | list[int]:
+def as_slice(pages: list[int]) -> slice | list[int]:
     """A slice when ``pages`` is a consecutive ascending run, else the list itself."""
     if pages and pages[-1] - pages[0] == len(pages) - 1 and pages == list(range(pages[0], pages[-1] + 1)):
         return slice(pages[0], pages[-1] + 1)
@@ -90,11 +96,13 @@ class QuantizedKVStorage:
 
     exact = False
 
-    def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> None:
+    def __init__(self, spec: KVCacheSpec, num_pages: int, device: torch.device | str,
+                 pin_memory: bool = False) -> None:
         if spec.quantization is None:
             raise ValueError("QuantizedKVStorage: the spec has no quantization; use PagedKVStorage")
         self.spec = spec
         self.num_pages = 0
+        self.pin_memory = pin_memory
         self.key_means = KeyMeans(spec, 0, device)
         self.key_data: list[torch.Tensor] = []
         self.key_scale: list[torch.Tensor] = []
@@ -115,7 +123,7 @@ class QuantizedKVStorage:
             dtype = element if name.endswith("data") else SCALE_DTYPE
             tensors = getattr(self, name)
             for layer in range(self.spec.num_layers):
-                new = torch.zeros(shape, dtype=dtype, device=self._device)
+                new = _zeros(shape, dtype, self._device, self.pin_memory)
                 if layer < len(tensors):
                     new[: self.num_pages] = tensors[layer]
                     tensors[layer] = new
@@ -138,6 +146,10 @@ class QuantizedKVStorage:
 
     _NAMES = ("key_data", "key_scale", "value_data", "value_scale")
 
+    def raw(self, layer: int) -> list[torch.Tensor]:
+        """The tensors holding ``layer``'s pages as stored (8-bit data as uint8), page index first."""
+        return [_bytes(getattr(self, name)[layer]) for name in self._NAMES]
+
     def export_pages(self, pages: list[int]) -> dict[str, list[torch.Tensor]]:
         """Copies of ``pages``' data and scales, per layer, as stored (8-bit data as uint8)."""
         ids = torch.tensor(pages, dtype=torch.long, device=self._device)
@@ -153,7 +165,7 @@ class QuantizedKVStorage:
 
     def read(self, layer: int, pages: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized keys and values of ``pages`` as (len(pages) * S, H, D) in ``spec.dtype``."""
-        index = _as_slice(pages)
+        index = as_slice(pages)
         if isinstance(index, slice):
             def pick(t: torch.Tensor) -> torch.Tensor:
                 return t[index]
@@ -200,13 +212,30 @@ class KeyMeans:
             t.index_copy_(0, torch.tensor(pages, device=t.device), means[layer].to(t.device))
 
 
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str, pin_memory: bool) -> torch.Tensor:
+    # Pinned (page-locked) host memory lets copies to an accelerator run asynchronously.
+    return torch.zeros(shape, dtype=dtype, device=device, pin_memory=pin_memory)
+
+
 def _bytes(t: torch.Tensor) -> torch.Tensor:
     """An 8-bit tensor as uint8 (same memory): CPU kernels such as index_copy_ lack FP8 types."""
     return t.view(torch.uint8) if t.element_size() == 1 else t
 
 
-def make_storage(spec: KVCacheSpec, num_pages: int, device: torch.device | str) -> PagedKVStorage | QuantizedKVStorage:
+def select_rows(data: dict[str, list[torch.Tensor]], rows: list[int]) -> dict[str, list[torch.Tensor]]:
+    """``export_pages`` output restricted to (and reordered by) ``rows``."""
+    ids = torch.tensor(rows, dtype=torch.long)
+    return {name: [t.index_select(0, ids) for t in tensors] for name, tensors in data.items()}
+
+
+def concat_rows(first: dict[str, list[torch.Tensor]], second: dict[str, list[torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
+    """Two ``export_pages`` outputs of one layout as one, ``first``'s pages first."""
+    return {name: [torch.cat([a, b]) for a, b in zip(tensors, second[name])] for name, tensors in first.items()}
+
+
+def make_storage(spec: KVCacheSpec, num_pages: int, device: torch.device | str,
+                 pin_memory: bool = False) -> PagedKVStorage | QuantizedKVStorage:
     """The storage the spec asks for."""
     if spec.quantization is None:
-        return PagedKVStorage(spec, num_pages, device)
-    return QuantizedKVStorage(spec, num_pages, device)
+        return PagedKVStorage(spec, num_pages, device, pin_memory)
+    return QuantizedKVStorage(spec, num_pages, device, pin_memory)

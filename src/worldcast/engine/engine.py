@@ -15,7 +15,8 @@ import torch
 
 from worldcast.cache.block_pool import PagePool, PageTable
 from worldcast.cache.spec import KVCacheSpec
-from worldcast.cache.storage import make_storage
+from worldcast.cache.offload import HostTier, plan_offload
+from worldcast.cache.storage import concat_rows, make_storage, select_rows
 from worldcast.config import EngineConfig
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.engine.request import BlockOutput, GenerationRequest, GenerationResult
@@ -110,6 +111,8 @@ class Engine:
         if self.config.attention == "cache":
             self._fit(session)  # may refuse the request: nothing is registered before this
             session.pages = PageTable(self.pool)
+            if session.resident is not None:
+                session.host = PageTable(self.runner.host_tier.pool)
         if self.profiler is not None:
             self.profiler.request_arrived(request_id, arrived)
             self.profiler.add_span(Span("text_encode", arrived, encoded, request_id))
@@ -157,6 +160,9 @@ class Engine:
         if request_id not in self.sessions:
             raise ValueError(f"request_id: no running session {request_id}")
         session = self.sessions[request_id]
+        if recache and session.host:
+            raise ValueError("recache: not supported while frames are offloaded to host memory "
+                             "(over_budget='offload'); switch the prompt without it")
         session.text = self._encode_prompt(prompt, prompt_embeds)
         session.recache_pending = recache and session.pages is not None and session.frames_done > 0
 
@@ -177,13 +183,15 @@ class Engine:
         request = dataclasses.replace(parent.request, seed=parent.request.seed if seed is None else seed,
                                       actions=parent.request.actions if actions is None else actions)
         child = dataclasses.replace(
-            parent, request_id=next(self._ids), request=request, pages=None, history=list(parent.history),
+            parent, request_id=next(self._ids), request=request, pages=None, host=None, staging=[],
+            history=list(parent.history),
             decoder_state=copy.deepcopy(parent.decoder_state),
             actions=parent.actions if actions is None else self._action_groups(request, parent.num_frames))
         if seed is None:  # the same future noise as the original's
             child.generator.set_state(parent.generator.get_state())
         self._fit(child)
         child.pages = parent.pages.fork()
+        child.host = parent.host.fork() if parent.host is not None else None
         self.sessions[child.request_id] = child
         self.scheduler.add(child.request_id, child.max_pages)
         if self.profiler is not None:
@@ -214,8 +222,8 @@ class Engine:
             "text": [list(kv) for kv in session.text.kv], "actions": session.actions,
             "history": [[start, latents] for start, latents in session.history],
             "generator": session.generator.get_state(),
-            "held_frames": session.pages.held_frames, "end_frame": session.pages.end_frame,
-            "pages": self.runner.storage.export_pages(session.pages.pages),
+            "held_frames": session.pages.held_frames + (session.host.held_frames if session.host else []),
+            "end_frame": session.pages.end_frame, "pages": self._export_pages(session),
             "decoder": None if session.decoder_state is None else self.decoder.export_state(session.decoder_state),
         }
         return write_snapshot(path, payload)
@@ -245,13 +253,38 @@ class Engine:
             recache_pending=data["recache_pending"])
         session.generator.set_state(data["generator"])
         self._fit(session)
-        session.pages = PageTable.restore(self.pool, list(data["held_frames"]), data["end_frame"])
-        self.runner.storage.import_pages(session.pages.pages, data["pages"])
+        self._import_pages(session, list(data["held_frames"]), data["end_frame"], data["pages"])
         self.sessions[session.request_id] = session
         self.scheduler.add(session.request_id, session.max_pages)
         if self.profiler is not None:
             self.profiler.request_arrived(session.request_id, self.clock())
         return session.request_id
+
+    def _export_pages(self, session: Session) -> dict:
+        """Every held frame's pages as stored, resident ones first, then offloaded ones."""
+        pages = self.runner.storage.export_pages(session.pages.pages)
+        if session.host:
+            pages = concat_rows(pages, self.runner.host_tier.export_pages(session.host.pages))
+        return pages
+
+    def _import_pages(self, session: Session, frames: list[int], end_frame: int, data: dict) -> None:
+        """Give a restored session pages for ``frames`` (rows of ``data``), offloading the ones
+        outside its sink and resident frames if this engine offloads it."""
+        order = sorted(range(len(frames)), key=frames.__getitem__)
+        frames, data = [frames[i] for i in order], select_rows(data, order)
+        on_host = set()
+        if session.resident is not None:
+            limit = session.frames_done - session.resident
+            on_host = {f for f in frames if session.sink <= f < limit}
+        device_rows = [i for i, f in enumerate(frames) if f not in on_host]
+        session.pages = PageTable.restore(self.pool, [frames[i] for i in device_rows], end_frame)
+        self.runner.storage.import_pages(session.pages.pages, select_rows(data, device_rows))
+        if session.resident is not None:
+            host_rows = [i for i, f in enumerate(frames) if f in on_host]
+            session.host = PageTable(self.runner.host_tier.pool)
+            self.runner.host_tier.reserve(len(host_rows))
+            session.host.adopt_frames([frames[i] for i in host_rows])
+            self.runner.host_tier.import_pages(session.host.pages, select_rows(data, host_rows))
 
     def _fingerprint(self) -> dict:
         """What a snapshot's keys/values and latents depend on: they are only valid here if equal."""
@@ -309,6 +342,8 @@ class Engine:
             session.recache_pending = False
         if session.pages is not None:  # the block's pages; the scheduler reserved room for them
             session.pages.append_frames(session.current_block_frames)
+            if session.host and not session.staging:  # first block with offloaded context
+                session.staging = self.pool.allocate(session.staging_size)
         result = self.runner.run_block(session)
         latents = result.latents[0].float().cpu()
         spans += result.spans
@@ -320,6 +355,7 @@ class Engine:
             spans.append(Span("decode", start, self.clock(), session.request_id, block_index))
         session.advance(result.latents)
         session.evict_stale()
+        self._offload(session)
         if self.profiler is not None:
             self.profiler.block_done(session.request_id, block_index, latents.shape[1],
                                      0 if frames is None else len(frames), spans, flops, self._kv_usage(session))
@@ -331,14 +367,26 @@ class Engine:
         return BlockOutput(session.request_id, block_index, frame_start, latents, frames, timings,
                            is_last=session.finished, is_prefix=is_prefix)
 
+    def _offload(self, session: Session) -> None:
+        """Move the session's frames that left its resident range to host memory."""
+        frames = session.frames_to_offload()
+        if not frames or session.finished:  # a finished session's pages are about to be freed
+            return
+        tier = self.runner.host_tier
+        tier.reserve(len(frames))
+        device_pages = [session.pages.page(f) for f in frames]
+        tier.copy_out(self.runner.storage, device_pages, session.host.adopt_frames(frames))
+        session.pages.evict(frames[0], frames[-1] + 1)
+
     def _kv_usage(self, session: Session) -> KVUsage:
         """KV bytes held by ``session`` and by the pool after its block (zero without a cache)."""
         if session.pages is None or self.pool is None:
             return KVUsage()
         page = self.spec.bytes_per_page
         reserved = self.scheduler.reserved.get(session.request_id, 0)
-        return KVUsage(len(session.pages) * page, reserved * page, self.pool.num_pages * page,
-                       self.pool.num_used * page)
+        return KVUsage((len(session.pages) + len(session.staging)) * page, reserved * page,
+                       self.pool.num_pages * page, self.pool.num_used * page,
+                       len(session.host) * self.runner.host_tier.spec.bytes_per_page if session.host else 0)
 
     def _finish(self, session: Session) -> None:
         self.scheduler.remove(session.request_id)
@@ -435,6 +483,9 @@ class Engine:
         window = self.pool.num_pages - max(session.block_sizes) - session.sink
         needed = (f"needs {session.max_pages} KV pages ({session.max_pages * page / 2**20:.1f} MiB) but the cache "
                   f"holds {self.pool.num_pages} ({self.pool.num_pages * page / 2**20:.1f} MiB)")
+        if cache.over_budget == "offload":
+            self._plan_offload(session, needed)
+            return
         if cache.over_budget == "window" and window >= 1:
             session.window = window if session.window is None else min(session.window, window)
             session.retrieval = 0  # retrieval keeps every frame: it cannot live within the budget
@@ -444,6 +495,25 @@ class Engine:
             return
         raise ValueError(f"num_latent_frames: {needed}; shorten the video, set CacheConfig.window_frames (or "
                          f"over_budget='window'), quantize the pages (CacheConfig.quantization) or raise the budget")
+
+    def _plan_offload(self, session: Session, needed: str) -> None:
+        """Keep the sink and as many recent frames as fit on the device, the rest on the host."""
+        held, block = session.max_held_frames, max(session.block_sizes)
+        plan = plan_offload(self.pool.num_pages, held, block, session.sink, self.spec.num_layers)
+        if plan is None:
+            raise ValueError(f"num_latent_frames: {needed}, and offloading cannot make it fit: staging the "
+                             f"offloaded frames takes 2/{self.spec.num_layers} of their pages, more than it frees "
+                             f"here; use a sliding window (over_budget='window'), quantize the pages or raise the budget")
+        session.resident, session.staging_size = plan
+        if self.runner.host_tier is None:
+            self.runner.host_tier = HostTier(self.spec, self.model.device)
+        offloaded = held - block - session.sink - session.resident
+        host_mib = offloaded * self.runner.host_tier.spec.bytes_per_page / 2**20
+        self.applied_policies[session.request_id] = (
+            f"offload: {session.resident} recent latent frames resident, up to {offloaded} in host memory "
+            f"({host_mib:.1f} MiB), {session.staging_size} page(s) of staging")
+        log.warning("request %d %s: keeping %d recent latent frames on the device and up to %d (%.1f MiB) in host "
+                    "memory (over_budget='offload')", session.request_id, needed, session.resident, offloaded, host_mib)
 
     def _allocate_cache(self, num_pages: int) -> None:
         log.info("KV cache: %d pages x %.1f MiB", num_pages, self.spec.bytes_per_page / 2**20)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from worldcast.cache.storage import PagedKVStorage
-from worldcast.cache.view import PagedKV
+from worldcast.cache.offload import HostTier
+from worldcast.cache.view import OffloadedContext, PagedKV
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.engine.session import Session
 from worldcast.models.attention import DenseKV, block_causal_mask
@@ -45,6 +46,7 @@ class Runner:
         self.model = model
         self.schedule = schedule
         self.storage = storage
+        self.host_tier: HostTier | None = None  # offloaded pages, once a session offloads
         self.clock = clock  # a profiler's clock synchronises the device before reading the time
 
     @torch.inference_mode()
@@ -115,7 +117,7 @@ class Runner:
         else:
             context, _ = session.page_split()
             retrieved = min(session.retrieval, len(session.retrieval_candidates()))
-            queries, keys = f, len(context) + retrieved + f
+            queries, keys = f, len(context) + len(session.host_split()[0]) + retrieved + f
         return forwards * dit_forward_flops(self.model.config, queries * tokens, keys * tokens).total
 
     def _tokens_per_frame(self, session: Session) -> int:
@@ -129,8 +131,10 @@ class Runner:
             return self._forward_recompute(session, x, t)
         # Earlier frames are read-only context; this block's pages are rewritten by each pass,
         # so after the commit pass they hold the clean block's keys/values.
+        host_pages, position = session.host_split()
+        offloaded = OffloadedContext(self.host_tier, host_pages, position, session.staging) if host_pages else None
         kv = PagedKV(self.storage, *session.page_split(), candidates=session.retrieval_candidates(),
-                     top_k=session.retrieval)
+                     top_k=session.retrieval, offloaded=offloaded)
         f, start = x.shape[2], session.frames_done
         timesteps = torch.full((1, f), t)
         return self.model(x, timesteps, session.text, kv, frame_offset=start,

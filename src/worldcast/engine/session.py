@@ -32,6 +32,14 @@ class Session:
     # prompt switch can re-cache them). Latents are tiny next to their K/V pages.
     history: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     recache_pending: bool = False  # re-run the held frames under a new prompt before the next block
+    # Offload (CacheConfig.over_budget="offload"): only the sink and the latest ``resident``
+    # frames stay on the device; older held frames move to ``host`` pages, and attention
+    # streams them back per layer through ``staging`` (device pages lent for it; see
+    # cache/offload.py), of which the session needs ``staging_size``.
+    resident: int | None = None
+    host: PageTable | None = None
+    staging: list[int] = field(default_factory=list)
+    staging_size: int = 0
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,20 +75,57 @@ class Session:
         return self.block_sizes[self.next_block]
 
     @property
-    def max_pages(self) -> int:
-        """The most pages this session holds at once: its window plus a block, or everything."""
+    def max_held_frames(self) -> int:
+        """The most frames this session keeps at once: its window plus a block, or everything."""
         if self.window is None or self.retrieval:
             return self.num_frames
         return min(self.num_frames, self.sink + self.window + max(self.block_sizes))
 
-    def page_split(self) -> tuple[list[int], list[int]]:
-        """(pages of the context frames the current block sees, pages of the block itself)."""
-        start, end = self.frames_done, self.frames_done + self.current_block_frames
+    @property
+    def max_pages(self) -> int:
+        """The most device pages this session holds at once (offloaded frames are on the host)."""
+        if self.resident is None:
+            return self.max_held_frames
+        return self.sink + self.resident + max(self.block_sizes) + self.staging_size
+
+    def _visible(self) -> list[tuple[int, int]]:
+        """Frame ranges [a, b) the current block sees besides itself, in order."""
+        start = self.frames_done
         if self.window is None:
-            return self.pages.frames(self.pages.first_frame, start), self.pages.frames(start, end)
+            first = self.pages.first_frame if not self.host else min(self.pages.first_frame, self.host.first_frame)
+            return [(first, start)]
         recent = max(0, start - self.window)
         sink = min(self.sink, recent)  # sink frames the window does not already cover
-        return self.pages.frames(0, sink) + self.pages.frames(max(sink, recent), start), self.pages.frames(start, end)
+        return [(0, sink), (max(sink, recent), start)]
+
+    def page_split(self) -> tuple[list[int], list[int]]:
+        """(device pages of the context frames the current block sees, pages of the block itself)."""
+        start, end = self.frames_done, self.frames_done + self.current_block_frames
+        if not self.host:
+            return [p for a, b in self._visible() for p in self.pages.frames(a, b)], self.pages.frames(start, end)
+        context = [self.pages.page(f) for a, b in self._visible() for f in range(a, b) if f in self.pages]
+        return context, self.pages.frames(start, end)
+
+    def host_split(self) -> tuple[list[int], int]:
+        """(host pages of the offloaded context frames, in frame order; how many device context
+        pages come before them — the sink's). Offloaded frames lie between sink and resident ones."""
+        if not self.host:
+            return [], 0
+        frames = [f for a, b in self._visible() for f in range(a, b)]
+        missing = [f for f in frames if f not in self.pages and f not in self.host]
+        if missing:
+            raise IndexError(f"frames {missing} are neither resident nor offloaded")
+        host = [f for f in frames if f in self.host]
+        if not host:
+            return [], 0
+        return [self.host.page(f) for f in host], sum(1 for f in frames if f < host[0])
+
+    def frames_to_offload(self) -> list[int]:
+        """Resident frames outside the sink and the latest ``resident`` ones: to move to the host."""
+        if self.resident is None:
+            return []
+        limit = self.frames_done - self.resident
+        return [f for f in self.pages.held_frames if self.sink <= f < limit]
 
     def retrieval_candidates(self) -> list[int]:
         """Pages of the held frames outside the current block's sink and window: what
@@ -95,7 +140,9 @@ class Session:
         the latents of blocks with no frame left."""
         if self.pages is not None and self.window is not None and not self.retrieval:
             self.pages.evict(self.sink, self.frames_done - self.window)
-            held = set(self.pages.held_frames)
+            if self.host is not None:
+                self.host.evict(self.sink, self.frames_done - self.window)
+            held = set(self.held_frames)
             self.history = [(start, x) for start, x in self.history
                             if any(start + i in held for i in range(x.shape[2]))]
 
@@ -115,6 +162,11 @@ class Session:
             initial = torch.randn(1, C, f, h, w, generator=self.generator)
         steps = [torch.randn(1, C, f, h, w, generator=self.generator) for _ in range(num_steps - 1)]
         return initial, steps
+
+    @property
+    def held_frames(self) -> list[int]:
+        """Frames whose keys/values are kept, on the device or offloaded, in order."""
+        return sorted(self.pages.held_frames + (self.host.held_frames if self.host is not None else []))
 
     @property
     def clean_latents(self) -> list[torch.Tensor]:
@@ -147,3 +199,7 @@ class Session:
     def release(self) -> None:
         if self.pages is not None:
             self.pages.release()
+            self.pages.pool.free(self.staging)
+            self.staging = []
+        if self.host is not None:
+            self.host.release()

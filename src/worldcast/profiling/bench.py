@@ -47,6 +47,9 @@ class BenchSetting:
     sink: int = 0  # first latent frames kept in every block's context (needs a window)
     quantization: str | None = None  # "int8" / "fp8" page storage
     retrieval: int = 0  # block-sparse retrieval: earlier pages per layer beyond the window
+    # A device pool of this share of the pages the whole video needs; what does not fit is
+    # offloaded to host memory (CacheConfig.over_budget="offload")
+    device_share: float | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -56,14 +59,23 @@ class BenchSetting:
             raise ValueError(f"BenchSetting.attention: {self.attention!r}; accepted: {', '.join(ATTENTIONS)}")
         if self.window is not None and self.window <= 0:
             raise ValueError(f"BenchSetting.window: must be positive or None, got {self.window}")
+        if self.device_share is not None and not 0 < self.device_share < 1:
+            raise ValueError(f"BenchSetting.device_share: must be in (0, 1) or None, got {self.device_share}")
 
-    def engine_config(self, base: EngineConfig) -> EngineConfig:
+    def engine_config(self, base: EngineConfig, latent_frames: int | None = None) -> EngineConfig:
+        """The engine settings of this setting; ``latent_frames`` (the request's) sizes ``device_share``."""
         cache = dataclasses.replace(base.cache, window_frames=self.window, sink_frames=self.sink,
                                     quantization=self.quantization, retrieval_pages=self.retrieval)
+        if self.device_share is not None:
+            if latent_frames is None:
+                raise ValueError(f"BenchSetting {self.name!r}: device_share needs the request's latent_frames")
+            pages = max(1, math.ceil(self.device_share * latent_frames))
+            cache = dataclasses.replace(cache, num_pages=pages, budget_bytes=None, budget_fraction=None,
+                                        over_budget="offload")
         return dataclasses.replace(base, attention=self.attention, cache=cache)
 
 
-SETTING_NAMES = ("recompute", "paged", "window", "sink", "retrieval", "int8", "fp8")
+SETTING_NAMES = ("recompute", "paged", "window", "sink", "retrieval", "int8", "fp8", "offload")
 RETRIEVAL_PAGES = 3
 
 
@@ -81,6 +93,9 @@ def standard_settings(window: int, sink: int = 1) -> dict[str, BenchSetting]:
                                               "earlier ones per layer"),
         "int8": BenchSetting("int8", quantization="int8", description="every frame kept, INT8 pages"),
         "fp8": BenchSetting("fp8", quantization="fp8", description="every frame kept, FP8 (e4m3) pages"),
+        "offload": BenchSetting("offload50%", device_share=0.5,
+                                description="every frame kept, half the pages on the device, the rest "
+                                            "offloaded to host memory and streamed back per layer"),
     }
 
 
@@ -211,6 +226,7 @@ def summarise_setting(setting: BenchSetting, runs: list[dict], peak: float | Non
         "dit_tflops_per_second": tflops,
         "mfu": tflops / peak if tflops is not None and peak else None,
         "kv_session_bytes_max": med("kv_session_bytes_max"),
+        "kv_host_bytes_max": med("kv_host_bytes_max"),
         "peak_rss_bytes": med("peak_rss_bytes"),
         "rss_at_start_bytes": med("rss_at_start_bytes"),
         "device_peak_bytes": med("device_peak_bytes"),
@@ -226,10 +242,14 @@ def run_bench(cfg: BenchConfig, base: EngineConfig, parts: Components, request: 
               sink_factory: Callable[[], Sink] | None = None,
               progress: Callable[[str], None] | None = None) -> dict:
     """Every setting of ``cfg`` on ``request``; returns the report (see ``summarise_setting``)."""
-    configs = [s.engine_config(base) for s in cfg.settings]  # validates all settings up front
+    # all settings validated up front; one the engine refuses for this request is reported, not run
+    configs = [s.engine_config(base, request.num_latent_frames) for s in cfg.settings]
+    refused = {s.name: reason for s, c in zip(cfg.settings, configs) if (reason := _refusal(c, parts, request))}
     peaks = [matmul_peak(base.torch_dtype, base.device, cfg.peak_shapes)] if cfg.measure_peak else []
     results, videos = [], {}
     for setting, config in zip(cfg.settings, configs):
+        if setting.name in refused:
+            continue
         runs = []
         for index in range(cfg.warmup + cfg.repeats):
             profiler, frames = run_once(config, parts, request, sink_factory)
@@ -255,7 +275,18 @@ def run_bench(cfg: BenchConfig, base: EngineConfig, parts: Components, request: 
                    "compile": base.compile},
         "settings": [{**summarise_setting(s, runs, peak), **_deviation(s, cfg, videos)} for s, runs in results],
         "runs": {s.name: runs for s, runs in results},
+        "refused": refused,
     }
+
+
+def _refusal(config: EngineConfig, parts: Components, request: GenerationRequest) -> str | None:
+    """Why an engine with ``config`` refuses ``request`` (e.g. a budget offload cannot meet), or None."""
+    engine = Engine(config, parts.model, parts.text_encoder, parts.decoder)
+    try:
+        engine.abort(engine.add_request(request))
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def _deviation(setting: BenchSetting, cfg: BenchConfig, videos: dict[str, torch.Tensor | None]) -> dict:
@@ -274,13 +305,14 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
 def table(report: dict) -> str:
     """The report's medians as a plain-text table."""
     header = ("setting", "1st frame s", "block p50 ms", "p95 ms", "max ms", "frames/s", "w/o decode",
-              "KV MiB", "peak RSS MiB", "TFLOP/s", "% peak", "PSNR vs ref")
+              "KV MiB", "host KV MiB", "peak RSS MiB", "TFLOP/s", "% peak", "PSNR vs ref")
     rows = [header]
     for s in report["settings"]:
         rows.append((s["setting"]["name"], _fmt(s["time_to_first_frame"], digits=2),
                      _fmt(s["block_latency_p50"], 1e3), _fmt(s["block_latency_p95"], 1e3),
                      _fmt(s["block_latency_max"], 1e3), _fmt(s["fps"]), _fmt(s["fps_without_decode"]),
-                     _fmt(s["kv_session_bytes_max"], 2**-20), _fmt(s["peak_rss_bytes"], 2**-20, 0),
+                     _fmt(s["kv_session_bytes_max"], 2**-20), _fmt(s["kv_host_bytes_max"] or None, 2**-20),
+                     _fmt(s["peak_rss_bytes"], 2**-20, 0),
                      _fmt(s["dit_tflops_per_second"], digits=3), _fmt(s["mfu"], 100),
                      _fmt(s["psnr_vs_reference_db"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -290,6 +322,7 @@ def table(report: dict) -> str:
     lines.append(f"medians of {report['repeats']} runs after {report['warmup']} warm-up; "
                  + (f"bf16 matmul peak this run: {peak:.2f} TFLOP/s" if peak else "peak not measured")
                  + f"; PSNR of each video against the {report['reference']!r} setting's")
+    lines += [f"{name}: not run, the engine refuses it: {reason}" for name, reason in report.get("refused", {}).items()]
     return "\n".join(lines)
 
 

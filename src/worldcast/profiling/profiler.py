@@ -57,6 +57,7 @@ class KVUsage:
     session_reserved_bytes: int = 0  # pages the scheduler set aside for it (allocated to it)
     pool_bytes: int = 0  # the pool's storage
     pool_used_bytes: int = 0  # pages all sessions hold
+    host_bytes: int = 0  # the session's pages offloaded to host memory (CacheConfig.over_budget="offload")
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class Profiler:
             "kv_session_reserved_bytes_max": max(b.kv.session_reserved_bytes for b in self.blocks),
             "kv_pool_bytes_max": max(b.kv.pool_bytes for b in self.blocks),
             "kv_pool_used_bytes_max": max(b.kv.pool_used_bytes for b in self.blocks),
+            "kv_host_bytes_max": max(b.kv.host_bytes for b in self.blocks),
             "rss_at_start_bytes": self.rss_at_start,
             "peak_rss_bytes": peak_rss,
             "peak_rss_measured_by": peak_source,
@@ -258,6 +260,8 @@ def profile_lines(summary: dict) -> list[str]:
         mfu = (f" = {summary['mfu']:.1%} of the {summary['peak_tflops']:.2f} TFLOP/s matmul peak"
                if summary["mfu"] else "")
         lines.append(f"  DiT {summary['dit_tflops_per_second']:.3f} TFLOP/s{mfu}")
-    lines.append(f"  KV cache {summary['kv_session_bytes_max'] / 2**20:.1f} MiB held at most; peak RSS "
+    host = summary["kv_host_bytes_max"]
+    offloaded = f" (+ {host / 2**20:.1f} MiB offloaded to host memory)" if host else ""
+    lines.append(f"  KV cache {summary['kv_session_bytes_max'] / 2**20:.1f} MiB held at most{offloaded}; peak RSS "
                  f"{summary['peak_rss_bytes'] / 2**20:.0f} MiB")
     return lines
