@@ -166,9 +166,10 @@ def test_train_world_model_end_to_end_smoke(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "dit", "--out", str(out), "--steps", "1"])
     assert "no finished VAE" in capsys.readouterr().err
+    assert main(["train", "vae-frames", "--out", str(out), "--steps", "1", "--batch-size", "2"]) == 0
     assert main(["train", "vae", "--out", str(out), "--steps", "1", "--batch-size", "1", "--clip-frames", "5"]) == 0
     assert (out / "vae.safetensors").exists() and (out / "vae.json").exists()
-    with pytest.raises(SystemExit):  # the recipe's order: vae, vae-long, dit
+    with pytest.raises(SystemExit):  # the recipe's order: vae-frames, vae, vae-long, dit
         main(["train", "dit", "--out", str(out), "--steps", "1"])
     assert "vae-long" in capsys.readouterr().err
     assert main(["train", "vae-long", "--out", str(out), "--steps", "1", "--clip-frames", "9"]) == 0

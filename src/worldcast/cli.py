@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate a video and write it as MP4")
     gen.add_argument("--prompt", required=True, help="text prompt")
+    gen.add_argument("--negative-prompt", default=None,
+                     help="with --guidance: what the unconditional branch is conditioned on (default: empty)")
     gen.add_argument("--frames", type=int, default=33,
                      help="pixel frames of the output video, 1 + 4k (33 -> 9 latent frames = 3 blocks of 3); "
                           "with --image or --video, including the given frames")
@@ -126,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)",
                            description="With no flags, each stage runs the built-in world's recipe (docs/world.md).")
-    train.add_argument("stage", choices=["vae", "vae-long", "dit"],
-                       help="run in this order: vae (short clips), vae-long (long-clip fine-tuning), dit")
+    train.add_argument("stage", choices=["vae-frames", "vae", "vae-long", "dit"],
+                       help="run in this order: vae-frames (single frames), vae (short clips), vae-long (long-clip "
+                            "fine-tuning), dit")
     train.add_argument("--out", type=Path, default=Path("out/world"), help="checkpoints, logs and weights")
     train.add_argument("--steps", type=int, default=None, help="default: the recipe's")
     train.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
@@ -153,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="latent frames of context per block (default: the model's trained context)")
     evaluate.add_argument("--sampler", default=None, choices=list(SAMPLERS),
                           help="the denoising update (default: the model's; see 'generate --help')")
+    evaluate.add_argument("--guidance", type=float, default=None,
+                          help="classifier-free guidance scale (default: the model's; see 'generate --help')")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     evaluate.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
@@ -176,6 +181,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default=None, choices=list(SAMPLERS),
                    help="how a denoising step moves on: renoise (x0, then fresh noise: distilled few-step "
                         "models) or euler (follow the flow). Default: the model's")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale: each step also runs the DiT without prompt and actions "
+                        "and pushes away from it (2 passes per step); 1 is off. Default: the model's (1 for "
+                        "distilled checkpoints)")
     p.add_argument("--height", type=int, default=None, help="pixels (default: per model)")
     p.add_argument("--width", type=int, default=None, help="pixels (default: per model)")
     p.add_argument("--frames-per-block", type=int, default=3, help="latent frames per block")
@@ -228,6 +237,8 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
         schedule = dataclasses.replace(schedule, denoising_steps=args.steps)
     if args.sampler is not None:
         schedule = dataclasses.replace(schedule, sampler=args.sampler)
+    if args.guidance is not None:
+        schedule = dataclasses.replace(schedule, guidance_scale=args.guidance)
     return EngineConfig(
         model=model, schedule=schedule,
         cache=CacheConfig(window_frames=window, sink_frames=args.sink, retrieval_pages=args.retrieval,
@@ -365,6 +376,7 @@ def generate(args: argparse.Namespace) -> int:
     prefix = _prefix_latents(args, config, decoder, total_latent)
     generated = total_latent - (0 if prefix is None else prefix.shape[1])
     request = GenerationRequest(generated, prompt=args.prompt, seed=args.seed, prefix_latents=prefix,
+                                negative_prompt=args.negative_prompt,
                                 actions=_actions(args, config, total_latent))
     profiler = Profiler(config.device) if args.profile or args.trace or args.json else None
     engine = Engine(config, model, text_encoder, decoder, profiler=profiler)
@@ -493,6 +505,7 @@ def train(args: argparse.Namespace) -> int:
     from worldcast.world.train import (
         DIT_RECIPE,
         VAE_CLIP_FRAMES,
+        VAE_FRAMES_RECIPE,
         VAE_LONG_CLIP_FRAMES,
         VAE_LONG_RECIPE,
         VAE_RECIPE,
@@ -500,24 +513,28 @@ def train(args: argparse.Namespace) -> int:
         save_weights,
         train_dit,
         train_vae,
+        train_vae_frames,
         train_vae_long,
     )
 
     spec = WorldModelSpec()
-    recipe = {"vae": VAE_RECIPE, "vae-long": VAE_LONG_RECIPE, "dit": DIT_RECIPE}[args.stage]
+    recipe = {"vae-frames": VAE_FRAMES_RECIPE, "vae": VAE_RECIPE, "vae-long": VAE_LONG_RECIPE,
+              "dit": DIT_RECIPE}[args.stage]
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "data_clips": args.data_clips, "compile": args.compile}
     cfg = dataclasses.replace(recipe, seed=args.seed, **{k: v for k, v in overrides.items() if v is not None})
-    if args.stage in ("vae", "vae-long"):
-        if args.stage == "vae":
+    if args.stage in ("vae-frames", "vae", "vae-long"):
+        if args.stage == "vae-frames":
+            vae = train_vae_frames(spec, cfg, args.out)
+        elif args.stage == "vae":
             vae = train_vae(spec, cfg, args.out, clip_frames=args.clip_frames or VAE_CLIP_FRAMES)
         else:
             vae = train_vae_long(spec, cfg, args.out, clip_frames=args.clip_frames or VAE_LONG_CLIP_FRAMES)
         path = save_weights(vae, vae.config, args.out, "vae", dtype=torch.float32)
     else:
         if not (args.out / "vae_long_checkpoint.pt").exists():
-            raise ValueError(f"train dit: no finished VAE in {args.out}; run 'worldcast train vae' and "
-                             f"'worldcast train vae-long' first")
+            raise ValueError(f"train dit: no finished VAE in {args.out}; run 'worldcast train vae-frames', "
+                             f"'worldcast train vae' and 'worldcast train vae-long' first")
         vae = load_world_vae(args.out)
         dit = train_dit(spec, cfg, vae, prompt_embeddings(load_minilm(spec.dit.text_len)), args.out)
         path = save_weights(dit, dit.config, args.out, "dit")
@@ -534,7 +551,7 @@ def evaluate_world(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig(frames=args.frames, clips_per_scene=args.clips_per_scene, long_seconds=args.long_seconds,
                      seed=args.seed)
-    settings = WorldSettings(sampler=args.sampler)
+    settings = WorldSettings(sampler=args.sampler, guidance=args.guidance)
     if args.window is not None:
         settings = dataclasses.replace(settings, window=args.window or None)
     report = evaluate_world(WorldModel(args.model, settings), cfg, args.out)

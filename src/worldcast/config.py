@@ -107,9 +107,17 @@ class ScheduleConfig:
     # (the probability-flow ODE, as diffusers' FlowMatchEulerDiscreteScheduler), which keeps the
     # noise a sample started from and suits models trained by plain flow matching.
     sampler: str = "renoise"
+    # Classifier-free guidance: each denoising step also runs the DiT without the prompt (the
+    # request's negative prompt, by default the empty one) and without actions, and follows
+    # uncond + guidance_scale * (cond - uncond). 1.0 is off (one pass per step); models trained
+    # without condition dropout (the distilled few-step ones) are meant to run without it.
+    guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _positive_int(self.num_train_timesteps, "ScheduleConfig.num_train_timesteps")
+        _require(isinstance(self.guidance_scale, (int, float)) and self.guidance_scale > 0,
+                 "ScheduleConfig.guidance_scale",
+                 f"must be a positive number (1.0 is off), got {self.guidance_scale!r}")
         _require(self.sampler in SAMPLERS, "ScheduleConfig.sampler",
                  f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         T = self.num_train_timesteps
@@ -225,6 +233,9 @@ class EngineConfig:
                  f"unknown mode {self.attention!r}; accepted: 'cache', 'recompute'")
         _require(self.attention == "cache" or self.cache.retrieval_pages == 0, "CacheConfig.retrieval_pages",
                  "needs attention='cache' (the recompute baseline has no pages to retrieve)")
+        _require(self.attention == "cache" or self.schedule.guidance_scale == 1.0, "ScheduleConfig.guidance_scale",
+                 "guidance needs attention='cache': its unconditional branch reads the conditional past from "
+                 "the cache, which the recompute baseline would re-run unconditionally")
         resolve_dtype(self.dtype, "EngineConfig.dtype")
         try:
             torch.device(self.device)

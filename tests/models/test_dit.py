@@ -112,6 +112,19 @@ def test_per_frame_timesteps_modulate_their_own_frames():
     assert diff[:2].max() == 0 and diff[2] > 1e-2 and diff[3] > 1e-3
 
 
+def test_null_action_is_an_all_zero_one_hot():
+    from worldcast.models.wan.dit import NULL_ACTION
+
+    model = random_model(ModelConfig(**{**TINY.__dict__, "num_actions": 5}), seed=0)
+    t = torch.full((1, 2), 500.0)
+    e_null, _ = model.time_conditioning(t, torch.full((1, 2, 4), NULL_ACTION))
+    e_none, _ = model.time_conditioning(t, torch.zeros(1, 2, 4, dtype=torch.long))
+    plain = model.time_embedding(sinusoidal_embedding(t.flatten(), TINY.freq_dim)).view(1, 2, -1)
+    zeros = model.action_embedding(torch.zeros(1, 2, 4 * 5))
+    torch.testing.assert_close(e_null, plain + zeros)
+    assert not torch.allclose(e_null, e_none)  # "no information" is not the action "none"
+
+
 def test_bf16_close_to_fp32():
     x = torch.randn(1, TINY.in_dim, 3, 8, 8)
     emb = torch.randn(1, 3, TINY.text_dim)

@@ -7,6 +7,7 @@ from tiny import TINY
 from worldcast.world.model import WorldModelSpec
 from worldcast.world.train import (
     TrainConfig,
+    drop_conditions,
     encode_latent_clips,
     group_actions,
     sample_windows,
@@ -39,6 +40,17 @@ def test_vae_training_runs_logs_and_resumes(tmp_path):
     assert [int(r["step"]) for r in _rows(tmp_path / "vae_loss.csv")] == [1, 2, 3]  # resumed at 2
 
 
+def test_clip_phase_starts_from_the_single_frame_phase(tmp_path):
+    from worldcast.world.train import train_vae_frames
+
+    phase0 = train_vae_frames(SPEC, TrainConfig(steps=2, batch_size=2, sample_latents=False), tmp_path)
+    assert len(_rows(tmp_path / "vae_frames_loss.csv")) == 2
+    # zero learning rate: phase 1 must hand back exactly the weights it started from
+    phase1 = train_vae(SPEC, TrainConfig(steps=1, batch_size=1, lr=1e-12, warmup_steps=0), tmp_path, clip_frames=5)
+    before, after = phase0.state_dict(), phase1.state_dict()
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+
+
 def test_long_clip_phase_starts_from_phase_one(tmp_path):
     import pytest
 
@@ -62,6 +74,21 @@ def test_dit_training_runs_with_actions_and_text(tmp_path):
     assert not model.training
 
 
+def test_condition_dropout_empties_prompts_and_nulls_actions_at_its_rates():
+    from worldcast.models.wan.dit import NULL_ACTION
+
+    torch.manual_seed(0)
+    prompts, actions = ["a forest"] * 4000, torch.randint(0, 5, (4000, 9, 4))
+    cfg = TrainConfig(steps=1, text_drop=0.1, action_drop=0.3)
+    kept_prompts, kept_actions = drop_conditions(prompts, actions, cfg)
+    text_dropped = torch.tensor([p == "" for p in kept_prompts])
+    action_dropped = (kept_actions == NULL_ACTION).all(dim=(1, 2))
+    assert abs(text_dropped.float().mean() - 0.1) < 0.02 and abs(action_dropped.float().mean() - 0.3) < 0.03
+    assert torch.equal(kept_actions[~action_dropped], actions[~action_dropped])  # the rest untouched
+    assert (kept_actions >= 0).all(dim=(1, 2)).logical_or(action_dropped).all()  # whole windows, never parts
+    assert drop_conditions(prompts, actions, TrainConfig(steps=1)) == (prompts, actions)  # off by default
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     from worldcast.world.train import learning_rate
 
@@ -75,6 +102,8 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 def test_bad_training_config_names_the_field():
     import pytest
 
+    with pytest.raises(ValueError, match="TrainConfig.text_drop"):
+        TrainConfig(steps=1, text_drop=1.0)
     with pytest.raises(ValueError, match="TrainConfig.lr"):
         TrainConfig(steps=1, lr=0)
     with pytest.raises(ValueError, match="TrainConfig.min_lr_ratio"):

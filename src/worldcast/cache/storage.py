@@ -228,7 +228,8 @@ def select_rows(data: dict[str, list[torch.Tensor]], rows: list[int]) -> dict[st
     return {name: [t.index_select(0, ids) for t in tensors] for name, tensors in data.items()}
 
 
-def concat_rows(first: dict[str, list[torch.Tensor]], second: dict[str, list[torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
+def concat_rows(first: dict[str, list[torch.Tensor]],
+                second: dict[str, list[torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
     """Two ``export_pages`` outputs of one layout as one, ``first``'s pages first."""
     return {name: [torch.cat([a, b]) for a, b in zip(tensors, second[name])] for name, tensors in first.items()}
 

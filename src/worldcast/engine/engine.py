@@ -14,8 +14,8 @@ from typing import Protocol
 import torch
 
 from worldcast.cache.block_pool import PagePool, PageTable
-from worldcast.cache.spec import KVCacheSpec
 from worldcast.cache.offload import HostTier, plan_offload
+from worldcast.cache.spec import KVCacheSpec
 from worldcast.cache.storage import concat_rows, make_storage, select_rows
 from worldcast.config import EngineConfig
 from worldcast.diffusion.flow_match import FlowMatchSchedule
@@ -97,6 +97,7 @@ class Engine:
         request_id = next(self._ids)
         arrived = self.clock()
         text = self._encode_prompt(request.prompt, request.prompt_embeds)
+        uncond_text = self._negative_text(request)
         encoded = self.clock()
         m = self.config.model
         total_frames = sum(prefix_sizes) + sum(block_sizes)
@@ -107,7 +108,7 @@ class Engine:
             decoder_state=self.decoder.new_state() if self.decoder and request.decode else None,
             prefix_blocks=len(prefix_sizes), actions=self._action_groups(request, total_frames),
             window=self.config.cache.window_frames, sink=self.config.cache.sink_frames,
-            retrieval=self.config.cache.retrieval_pages)
+            retrieval=self.config.cache.retrieval_pages, uncond_text=uncond_text)
         if self.config.attention == "cache":
             self._fit(session)  # may refuse the request: nothing is registered before this
             session.pages = PageTable(self.pool)
@@ -220,6 +221,7 @@ class Engine:
             "next_block": session.next_block,
             "frames_done": session.frames_done, "recache_pending": session.recache_pending,
             "text": [list(kv) for kv in session.text.kv], "actions": session.actions,
+            "uncond_text": None if session.uncond_text is None else [list(kv) for kv in session.uncond_text.kv],
             "history": [[start, latents] for start, latents in session.history],
             "generator": session.generator.get_state(),
             "held_frames": session.pages.held_frames + (session.host.held_frames if session.host else []),
@@ -250,7 +252,8 @@ class Engine:
             retrieval=data["retrieval"], actions=data["actions"],
             next_block=data["next_block"], frames_done=data["frames_done"],
             history=[(start, latents) for start, latents in data["history"]],
-            recache_pending=data["recache_pending"])
+            recache_pending=data["recache_pending"],
+            uncond_text=None if data["uncond_text"] is None else TextContext([tuple(kv) for kv in data["uncond_text"]]))
         session.generator.set_state(data["generator"])
         self._fit(session)
         self._import_pages(session, list(data["held_frames"]), data["end_frame"], data["pages"])
@@ -434,14 +437,29 @@ class Engine:
             self._prompt_cache[prompt] = self.model.encode_text(embeds[None])
         return self._prompt_cache[prompt]
 
-    def _check_prompt_embeds(self, prompt_embeds: torch.Tensor) -> None:
+    def _negative_text(self, request: GenerationRequest) -> TextContext | None:
+        """Cross-attention context of guidance's unconditional branch (None without guidance):
+        the negative prompt's, by default the empty prompt's."""
+        if self.config.schedule.guidance_scale == 1.0:
+            return None
+        if request.negative_prompt_embeds is not None:
+            self._check_prompt_embeds(request.negative_prompt_embeds, "negative_prompt_embeds")
+            return self.model.encode_text(request.negative_prompt_embeds[None])
+        if self.text_encoder is None:
+            raise ValueError("negative_prompt_embeds: guidance (ScheduleConfig.guidance_scale != 1) runs an "
+                             "unconditional branch; this engine has no text encoder, so pass negative_prompt_embeds")
+        prompt = request.negative_prompt or ""
+        if prompt not in self._prompt_cache:  # "" is never a prompt of its own: prompts must not be empty
+            self._prompt_cache[prompt] = self.model.encode_text(self.text_encoder.encode(prompt)[None])
+        return self._prompt_cache[prompt]
+
+    def _check_prompt_embeds(self, prompt_embeds: torch.Tensor, name: str = "prompt_embeds") -> None:
         cfg = self.config.model
         if prompt_embeds.ndim != 2:
-            raise ValueError(f"prompt_embeds: expected a (tokens, text_dim) tensor, "
-                             f"got shape {tuple(prompt_embeds.shape)}")
+            raise ValueError(f"{name}: expected a (tokens, text_dim) tensor, got shape {tuple(prompt_embeds.shape)}")
         tokens, dim = prompt_embeds.shape
         if dim != cfg.text_dim or not 0 < tokens <= cfg.text_len:
-            raise ValueError(f"prompt_embeds: expected (tokens <= {cfg.text_len}, {cfg.text_dim}), got {(tokens, dim)}")
+            raise ValueError(f"{name}: expected (tokens <= {cfg.text_len}, {cfg.text_dim}), got {(tokens, dim)}")
 
     def _fixed_pool_pages(self) -> int | None:
         """Pages of a fixed pool (``num_pages`` or a memory budget), or None for an automatic one."""
@@ -503,7 +521,8 @@ class Engine:
         if plan is None:
             raise ValueError(f"num_latent_frames: {needed}, and offloading cannot make it fit: staging the "
                              f"offloaded frames takes 2/{self.spec.num_layers} of their pages, more than it frees "
-                             f"here; use a sliding window (over_budget='window'), quantize the pages or raise the budget")
+                             f"here; use a sliding window (over_budget='window'), quantize the pages or raise the "
+                             f"budget")
         session.resident, session.staging_size = plan
         if self.runner.host_tier is None:
             self.runner.host_tier = HostTier(self.spec, self.model.device)

@@ -25,6 +25,9 @@ class GenerationRequest:
     ``actions`` (action-conditioned models) are one action id per pixel frame of the whole video,
     prefix included; the action at pixel frame t moves the world from frame t to t + 1, so latent
     frame j is conditioned on the actions between latent frames j - 1 and j.
+
+    ``negative_prompt`` / ``negative_prompt_embeds`` condition the unconditional branch of
+    classifier-free guidance (``ScheduleConfig.guidance_scale`` > 1); by default the empty prompt.
     """
 
     num_latent_frames: int
@@ -36,6 +39,8 @@ class GenerationRequest:
     decode: bool = True
     prefix_latents: torch.Tensor | None = None
     actions: tuple[int, ...] | None = None
+    negative_prompt: str | None = None
+    negative_prompt_embeds: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.num_latent_frames
@@ -57,6 +62,8 @@ class GenerationRequest:
             object.__setattr__(self, "actions", tuple(self.actions))
             if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in self.actions):
                 raise ValueError("actions: must be non-negative integer action ids")
+        if self.negative_prompt is not None and self.negative_prompt_embeds is not None:
+            raise ValueError("negative_prompt: give at most one of negative_prompt or negative_prompt_embeds")
         if self.step_noise is not None and self.noise is None:
             raise ValueError("step_noise: only meaningful together with noise")
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
-from worldcast.cache.storage import PagedKVStorage
 from worldcast.cache.offload import HostTier
+from worldcast.cache.storage import PagedKVStorage
 from worldcast.cache.view import OffloadedContext, PagedKV
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.engine.session import Session
 from worldcast.models.attention import DenseKV, block_causal_mask
-from worldcast.models.wan.dit import CausalWanDiT
+from worldcast.models.wan.dit import NULL_ACTION, CausalWanDiT
 from worldcast.profiling.flops import dit_forward_flops
 from worldcast.profiling.profiler import Span
 
@@ -60,7 +60,7 @@ class Runner:
         x0 = x
         for index, (t, t_next) in enumerate(self.schedule.step_pairs()):
             start = self.clock()
-            flow = self._forward(session, x, t)
+            flow = self._guided_flow(session, x, t)
             x0 = self.schedule.x0_from_flow(flow, x, t)
             if t_next is not None:
                 x = self.schedule.next_sample(x, flow, x0, step_noise[index].to(device, dtype), t, t_next)
@@ -69,7 +69,23 @@ class Runner:
             start = self.clock()
             self._forward(session, x0, self.schedule.config.context_noise)
             spans.append(self._span("commit", start, session))
-        return BlockResult(x0, spans, self._flops(session, forwards=len(spans)))
+        forwards = self.schedule.num_steps * (2 if self.guided else 1) + (session.pages is not None)
+        return BlockResult(x0, spans, self._flops(session, forwards=forwards))
+
+    @property
+    def guided(self) -> bool:
+        return self.schedule.config.guidance_scale != 1.0
+
+    def _guided_flow(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
+        """The flow of one denoising step; with classifier-free guidance, pushed from the
+        unconditional prediction (negative prompt, no actions) through the conditional one.
+        The commit pass stays conditional, so the cache holds one (conditional) past, which both
+        branches read."""
+        flow = self._forward(session, x, t)
+        if not self.guided:
+            return flow
+        uncond = self._forward(session, x, t, uncond=True)
+        return uncond + self.schedule.config.guidance_scale * (flow - uncond)
 
     def _commit_prefix(self, session: Session) -> BlockResult:
         """A given (not generated) block: only the commit pass, writing its keys/values."""
@@ -125,8 +141,9 @@ class Runner:
         _, ph, pw = self.model.config.patch_size
         return (h // ph) * (w // pw)
 
-    def _forward(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
-        """One DiT pass over the current block at timestep ``t`` (every frame at the same t)."""
+    def _forward(self, session: Session, x: torch.Tensor, t: float, uncond: bool = False) -> torch.Tensor:
+        """One DiT pass over the current block at timestep ``t`` (every frame at the same t);
+        ``uncond``: under the negative prompt and without actions (guidance's other branch)."""
         if session.pages is None:
             return self._forward_recompute(session, x, t)
         # Earlier frames are read-only context; this block's pages are rewritten by each pass,
@@ -137,8 +154,11 @@ class Runner:
                      top_k=session.retrieval, offloaded=offloaded)
         f, start = x.shape[2], session.frames_done
         timesteps = torch.full((1, f), t)
-        return self.model(x, timesteps, session.text, kv, frame_offset=start,
-                          actions=session.frame_actions(start, f))
+        actions = session.frame_actions(start, f)
+        if uncond and self.model.config.num_actions:
+            actions = torch.full((1, f, self.model.config.actions_per_frame), NULL_ACTION)
+        return self.model(x, timesteps, session.uncond_text if uncond else session.text, kv, frame_offset=start,
+                          actions=actions)
 
     def _forward_recompute(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
         prefix = session.clean_latents

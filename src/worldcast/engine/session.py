@@ -32,6 +32,7 @@ class Session:
     # prompt switch can re-cache them). Latents are tiny next to their K/V pages.
     history: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     recache_pending: bool = False  # re-run the held frames under a new prompt before the next block
+    uncond_text: TextContext | None = None  # guidance's unconditional branch (the negative prompt)
     # Offload (CacheConfig.over_budget="offload"): only the sink and the latest ``resident``
     # frames stay on the device; older held frames move to ``host`` pages, and attention
     # streams them back per layer through ``staging`` (device pages lent for it; see

@@ -5,10 +5,10 @@ request, positions and block layout, the prompt's cross-attention keys/values, t
 the cached pages' contents (quantized pages as stored, scales included), the clean latents of
 the blocks still cached, the noise generator's state and the VAE's streaming-decode state.
 
-File layout (``FORMAT_VERSION`` 1)::
+File layout (``FORMAT_VERSION`` 2; version 2 added the guidance branch's negative prompt)::
 
     b"WORLDCAST-SNAPSHOT\\n"
-    one JSON line: {"version": 1, "length": <payload bytes>, "sha256": <hex of the payload>}
+    one JSON line: {"version": 2, "length": <payload bytes>, "sha256": <hex of the payload>}
     payload: torch.save of plain data (tensors, numbers, strings, lists, dicts), read back with
              torch.load(weights_only=True) — no pickled code
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 MAGIC = b"WORLDCAST-SNAPSHOT\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def write_snapshot(path: str | Path, payload: dict) -> Path:

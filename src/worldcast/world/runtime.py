@@ -58,6 +58,7 @@ class WorldSettings:
     compile: bool = False
     attention: str = "cache"
     sampler: str | None = None  # None: the spec's ("renoise" or "euler", see ScheduleConfig)
+    guidance: float | None = None  # classifier-free guidance scale; None: the spec's
 
 
 class WorldModel:
@@ -68,9 +69,13 @@ class WorldModel:
         self.directory = Path(directory) if directory is not None else default_world_dir()
         self.spec, self.settings = spec or WorldModelSpec(), settings
         spec = self.spec
+        schedule = spec.schedule
+        if settings.sampler is not None:
+            schedule = dataclasses.replace(schedule, sampler=settings.sampler)
+        if settings.guidance is not None:
+            schedule = dataclasses.replace(schedule, guidance_scale=settings.guidance)
         self.config = EngineConfig(  # validates the settings before the weights load
-            schedule=spec.schedule if settings.sampler is None else
-            dataclasses.replace(spec.schedule, sampler=settings.sampler),
+            schedule=schedule,
             cache=CacheConfig(window_frames=settings.window),
             height=spec.size, width=spec.size,
             vae_stride=(spec.temporal_stride, spec.spatial_stride, spec.spatial_stride),

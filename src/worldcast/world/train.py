@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from worldcast import progress
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.models.attention import DenseKV, block_causal_mask
-from worldcast.models.wan.dit import CausalWanDiT
+from worldcast.models.wan.dit import NULL_ACTION, CausalWanDiT
 from worldcast.models.wan.vae import VAEConfig, WanVAE
 from worldcast.world.model import WorldModelSpec
 from worldcast.world.sim import ACTIONS, Scene, sample_clip
@@ -57,6 +57,11 @@ class TrainConfig:
     data_clips: int = 256  # DiT only: simulator clips rendered and encoded once, before training
     data_windows: int = 6  # DiT only: block-aligned training windows per encoded clip
     compile: bool = False  # DiT only: torch.compile the transformer blocks
+    # DiT only: chance that a window's prompt is replaced by the empty one, and (independently)
+    # its actions by NULL_ACTION, so the model also learns the unconditional flow that
+    # classifier-free guidance pushes away from (ScheduleConfig.guidance_scale)
+    text_drop: float = 0.0
+    action_drop: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every"):
@@ -75,16 +80,24 @@ class TrainConfig:
                              f"got {self.data_windows}")
         if not 0 <= self.clean_prob < 1:
             raise ValueError(f"TrainConfig.clean_prob: must be in [0, 1), got {self.clean_prob}")
+        for name in ("text_drop", "action_drop"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name}: must be in [0, 1), got {getattr(self, name)}")
 
 
 # The built-in world's recipe (``worldcast train vae|vae-long|dit`` with no flags runs these),
 # sized so that all stages together take under an hour on a 2-core CPU. Its runs so far missed the
 # quality targets (docs/world.md), so it is the starting point for the next one, not a result.
-VAE_RECIPE = TrainConfig(steps=1200, batch_size=4, lr=1e-3)
+# The VAE is a plain (deterministic) autoencoder trained as a curriculum: single frames first
+# (cheap steps in which it learns colours and shapes), then short clips (the temporal path), then
+# long clips (a stationary streaming decoder); see docs/world.md for why.
+VAE_FRAMES_RECIPE = TrainConfig(steps=2000, batch_size=8, lr=2e-3, sample_latents=False, kl_weight=0.0)
+VAE_RECIPE = TrainConfig(steps=1800, batch_size=4, lr=1e-3, sample_latents=False, kl_weight=0.0)
 VAE_CLIP_FRAMES = 9
-VAE_LONG_RECIPE = TrainConfig(steps=400, batch_size=1, lr=3e-4, warmup_steps=20)
+VAE_LONG_RECIPE = TrainConfig(steps=400, batch_size=1, lr=3e-4, warmup_steps=20, sample_latents=False, kl_weight=0.0)
 VAE_LONG_CLIP_FRAMES = 33
-DIT_RECIPE = TrainConfig(steps=4000, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=800, compile=True)
+DIT_RECIPE = TrainConfig(steps=4000, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=800, compile=True,
+                         text_drop=0.1, action_drop=0.1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,12 +224,34 @@ def _vae_loss(vae: WanVAE, pixels: torch.Tensor, cfg: TrainConfig) -> torch.Tens
     return loss
 
 
-def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path, clip_frames: int = VAE_CLIP_FRAMES) -> WanVAE:
-    """Phase 1: reconstruction (L1 + MSE) with a small KL on short clips; returns the VAE with
-    per-channel latent statistics measured on held-out clips (the DiT then sees unit-variance
-    latents)."""
+def train_vae_frames(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path) -> WanVAE:
+    """Phase 0: reconstruction of single frames. A frame costs about an eighth of a 9-frame
+    clip step, and this is where the VAE learns colours and shapes; its temporal path stays
+    untrained (clips reconstruct badly until phase 1)."""
     torch.manual_seed(cfg.seed)
     vae = WanVAE(world_vae_config(spec)).to_channels_last()
+
+    def loss_fn(step: int) -> torch.Tensor:
+        seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + 7_000_000 + step * cfg.batch_size + i
+                 for i in range(cfg.batch_size)]
+        return _vae_loss(vae, clip_batch(spec, seeds, 1)[0], cfg)
+
+    _loop("vae_frames", out_dir, vae, cfg, loss_fn)
+    return with_latent_stats(vae, spec)
+
+
+def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path, clip_frames: int = VAE_CLIP_FRAMES) -> WanVAE:
+    """Phase 1: reconstruction (L1 + MSE, plus ``kl_weight`` x KL) on short clips, starting from
+    phase 0's single-frame VAE when ``out_dir`` has one; returns the VAE with per-channel latent
+    statistics measured on held-out clips (the DiT then sees unit-variance latents)."""
+    torch.manual_seed(cfg.seed)
+    vae = WanVAE(world_vae_config(spec)).to_channels_last()
+    phase0 = out_dir / "vae_frames_checkpoint.pt"
+    if phase0.exists():
+        vae.load_state_dict(torch.load(phase0, map_location="cpu", weights_only=True)["model"])
+    else:
+        log.warning("train vae: no single-frame phase in %s ('worldcast train vae-frames'); starting from scratch",
+                    out_dir)
 
     def loss_fn(step: int) -> torch.Tensor:
         seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + step * cfg.batch_size + i for i in range(cfg.batch_size)]
@@ -341,6 +376,19 @@ def sample_windows(data: LatentClips, spec: WorldModelSpec, batch: int) -> tuple
     return x0, actions, [data.prompts[c] for c in clips]
 
 
+def drop_conditions(prompts: list[str], actions: torch.Tensor,
+                    cfg: TrainConfig) -> tuple[list[str], torch.Tensor]:
+    """Condition dropout for classifier-free guidance: each window's prompt becomes the empty
+    one with chance ``text_drop`` and its actions (B, F, k) NULL_ACTION with chance ``action_drop``."""
+    if cfg.text_drop:
+        dropped = (torch.rand(len(prompts)) < cfg.text_drop).tolist()
+        prompts = ["" if drop else p for p, drop in zip(prompts, dropped)]
+    if cfg.action_drop:
+        dropped = torch.rand(actions.shape[0]) < cfg.action_drop
+        actions = torch.where(dropped[:, None, None], torch.full_like(actions, NULL_ACTION), actions)
+    return prompts, actions
+
+
 def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embeddings: dict[str, torch.Tensor],
               out_dir: Path) -> CausalWanDiT:
     """Diffusion forcing on windows of ``spec.clip_frames`` pixel frames, through a block-causal
@@ -364,6 +412,7 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
 
     def loss_fn(step: int) -> torch.Tensor:
         x0, clip_actions, prompts = sample_windows(data, spec, cfg.batch_size)
+        prompts, clip_actions = drop_conditions(prompts, clip_actions, cfg)
         t_block = block_timesteps(schedule, blocks, cfg.batch_size, cfg.clean_prob)
         t = t_block.repeat_interleave(spec.frames_per_block, dim=1)  # (B, L)
         sigma = torch.tensor([[schedule.sigma(float(v)) for v in row] for row in t])[:, None, :, None, None]
@@ -412,5 +461,5 @@ def save_random_world(directory: Path, spec: WorldModelSpec | None = None, seed:
 
 
 def prompt_embeddings(text_encoder) -> dict[str, torch.Tensor]:
-    """Every scene's prompt, encoded once."""
-    return {scene.prompt: text_encoder.encode(scene.prompt) for scene in Scene.all()}
+    """Every scene's prompt, and the empty prompt (what dropped prompts become), encoded once."""
+    return {prompt: text_encoder.encode(prompt) for prompt in ["", *(scene.prompt for scene in Scene.all())]}

@@ -16,7 +16,10 @@ loads with ``load_state_dict`` after stripping a wrapper prefix (see ``docs/chec
     head.head, head.modulation           Linear(dim, out_dim * prod(patch)), (1, 2, dim)
     action_embedding.{0,2}               (only with num_actions > 0, not in Wan) one-hot actions of a
                                          latent frame -> Linear -> SiLU -> Linear(dim, dim), added to
-                                         the time embedding (so it modulates every block and the head)
+                                         the time embedding (so it modulates every block and the head);
+                                         action id NULL_ACTION (-1) is "no action information", an
+                                         all-zero one-hot (dropped in training, guidance's
+                                         unconditional branch at inference)
 
 Precision: weights of the large linears are in the compute dtype; norms, modulation, the time
 MLP and the residual stream run in float32 (as Wan does under its float32 autocast regions).
@@ -39,6 +42,7 @@ from worldcast.models.attention import KVSource, LayerKV, attention
 
 FP32_PARAM_SUFFIXES = ("modulation", "norm3.weight", "norm3.bias", "norm_q.weight", "norm_k.weight")
 FP32_MODULES = ("time_embedding", "time_projection", "action_embedding")
+NULL_ACTION = -1  # an action id meaning "no action information" (see the module docstring)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +370,9 @@ class CausalWanDiT(nn.Module):
         if self.config.num_actions:
             if actions is None:  # no action given: "none" (id 0) throughout
                 actions = torch.zeros(B, Fr, self.config.actions_per_frame, dtype=torch.long)
-            onehot = F.one_hot(actions.to(self.device), self.config.num_actions).flatten(2).float()
+            ids = actions.to(self.device)
+            onehot = F.one_hot(ids.clamp_min(0), self.config.num_actions) * (ids >= 0)[..., None]  # NULL_ACTION: 0
+            onehot = onehot.flatten(2).float()
             e = e + self.action_embedding(onehot)
         e0 = self.time_projection(e).view(B, Fr, 6, self.config.dim)
         return e, e0
