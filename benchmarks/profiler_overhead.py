@@ -1,7 +1,7 @@
 """What the profiler itself costs: the same generation with and without a ``Profiler``,
 alternating, medians of the wall time.
 
-    .venv/bin/python benchmarks/profiler_overhead.py [--model DIR] [--frames 81] [--repeats 7] [--json]
+    .venv/bin/python benchmarks/profiler_overhead.py [--model DIR] [--frames 83] [--repeats 7] [--json]
 
 Without --model it times random weights of the built-in world's architecture (64x64, MiniLM,
 VAE decode); speed does not depend on the weights' values.
@@ -49,7 +49,7 @@ def measure(directory: Path, frames: int, repeats: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=None)
-    p.add_argument("--frames", type=int, default=81)
+    p.add_argument("--frames", type=int, default=83)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -30,7 +30,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="a directory written by 'worldcast train' (default: shipped)")
     p.add_argument("--random", action="store_true", help="random weights of the same architecture")
-    p.add_argument("--frames", type=int, default=81, help="pixel frames per video (9 + 12k)")
+    p.add_argument("--frames", type=int, default=83, help="pixel frames per video (whole blocks: 5 + 6k)")
     p.add_argument("--window", type=int, default=None, help="latent frames of context (default: trained context)")
     p.add_argument("--vae-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--repeats", type=int, default=3)

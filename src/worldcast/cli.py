@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True, help="text prompt")
     gen.add_argument("--negative-prompt", default=None,
                      help="with --guidance: what the unconditional branch is conditioned on (default: empty)")
-    gen.add_argument("--frames", type=int, default=33,
-                     help="pixel frames of the output video, 1 + 4k (33 -> 9 latent frames = 3 blocks of 3); "
-                          "with --image or --video, including the given frames")
+    gen.add_argument("--frames", type=int, default=None,
+                     help="pixel frames of the output video, whole blocks (Wan models: 1 + 4k with 3-frame blocks, "
+                          "e.g. 33, 81; the built-in world: 6k - 1, e.g. 35, 83); with --image or --video, "
+                          "including the given frames. Default: the first valid count from 81 (about 5 s)")
     start = gen.add_mutually_exclusive_group()
     start.add_argument("--image", type=Path, default=None,
                        help="image-to-video: this image is the first frame (implies --independent-first-frame)")
@@ -108,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Runs the same generation with the no-cache baseline and each cache "
                                        "policy, in one process: warm-up, repeats, medians; writes JSON and plots.")
     bench.add_argument("--prompt", default="a top-down view of a forest at day")
-    bench.add_argument("--frames", type=int, default=81, help="pixel frames per run (1 + 4k, whole blocks)")
+    bench.add_argument("--frames", type=int, default=None,
+                       help="pixel frames per run, whole blocks (see 'generate --help'); default: the first valid "
+                            "count from 81 (about 5 s)")
     bench.add_argument("--settings", default=",".join(SETTING_NAMES),
                        help="comma-separated: recompute (no cache), paged (full cache), window (sliding window), "
                             "sink (window + first frames), retrieval (window + block-sparse retrieval), int8 / fp8 "
@@ -149,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, default=None, help="a 'worldcast train' directory (default: shipped)")
     evaluate.add_argument("--out", type=Path, default=Path("out/eval"),
                           help="report.json, strip.png, clips.mp4, long_*.mp4")
-    evaluate.add_argument("--frames", type=int, default=81, help="pixel frames per action/prompt clip")
+    evaluate.add_argument("--frames", type=int, default=None,
+                          help="pixel frames per action/prompt clip (default: about 5 s, the first whole-block count)")
     evaluate.add_argument("--clips-per-scene", type=int, default=2)
     evaluate.add_argument("--long-seconds", type=float, default=60.0, help="length of the drift rollouts (0: skip)")
     evaluate.add_argument("--window", type=int, default=None,
@@ -250,21 +254,33 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
         vae_stride=vae_stride)
 
 
+def _default_frames(config: EngineConfig, at_least: int) -> int:
+    """The first pixel frame count from ``at_least`` that fills whole blocks of this model."""
+    frames = at_least
+    while True:
+        try:
+            _latent_frames(config, frames)
+            return frames
+        except ValueError:
+            frames += 1
+
+
 def _latent_frames(config: EngineConfig, frames: int) -> int:
     """Pixel frames (what the user typed) -> latent frames, or a ValueError said in pixel frames."""
     stride = config.vae_stride[0]
     if frames < 1 or (frames - 1) % stride:
-        raise ValueError(f"frames: {frames} is not 1 + {stride}k (e.g. 1, {1 + stride}, {1 + 4 * stride}, 81)")
+        raise ValueError(f"frames: {frames} is not 1 + {stride}k (e.g. 1, {1 + stride}, {1 + 4 * stride})")
     latent_frames = 1 + (frames - 1) // stride
     try:
         config.block_sizes(latent_frames)
     except ValueError:
         first = 1 if config.independent_first_frame else 0
-        valid = [1 + stride * (first + k * config.frames_per_block - 1) for k in range(1, 5)]
+        valid = [1 + stride * (first + k * config.frames_per_block - 1) for k in range(1, latent_frames + 2)]
+        near = [v for v in valid if v < frames][-2:] + [v for v in valid if v > frames][:2]
         raise ValueError(
             f"frames: {frames} pixel frames are {latent_frames} latent frames, which do not fill "
-            f"whole blocks of {config.frames_per_block} latent frames; accepted values are "
-            f"{', '.join(map(str, valid))}, ...") from None
+            f"whole blocks of {config.frames_per_block} latent frames; accepted values near it: "
+            f"{', '.join(map(str, near))} (every {stride * config.frames_per_block} from {valid[0]})") from None
     return latent_frames
 
 
@@ -368,6 +384,7 @@ def generate(args: argparse.Namespace) -> int:
     if args.image is not None:
         args.independent_first_frame = True  # the image is its own first block
     config = _engine_config(args, base)
+    args.frames = args.frames or _default_frames(config, at_least=81)
     total_latent = _latent_frames(config, args.frames)  # fail fast, before loading weights
     model, text_encoder, decoder, notice = _components(args, config)
     if notice:
@@ -463,6 +480,7 @@ def _bench(args: argparse.Namespace, notice: str | None) -> int:
     if args.bench_sink < 0:
         raise ValueError(f"bench-sink: must be >= 0, got {args.bench_sink}")
     config = _engine_config(args, _base_model_config(args.model))
+    args.frames = args.frames or _default_frames(config, at_least=81)
     latent_frames = _latent_frames(config, args.frames)
     window = args.bench_window or config.cache.window_frames or 6
     names = [n.strip() for n in args.settings.split(",") if n.strip()]

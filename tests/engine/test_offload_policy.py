@@ -132,15 +132,15 @@ def test_cli_over_budget_offload(tmp_path, capsys, caplog):
     from tiny import random_world_dir
     from worldcast.cli import main
 
-    args = ["generate", "--prompt", "a top-down view of a forest at day", "--quiet", "--frames", "33",
+    args = ["generate", "--prompt", "a top-down view of a forest at day", "--quiet", "--frames", "35",
             "--kv-budget", "3M", "--over-budget", "offload", "--window", "0"]
-    # the built-in world's architecture (6 layers): 9 latent frames run in 8 device pages
+    # the built-in world's architecture (6 layers): 18 latent frames run in 8 device pages
     world = random_world_dir(tmp_path / "world")
     with caplog.at_level(logging.WARNING):
         assert main(args + ["--model", str(world), "--out", str(tmp_path / "w.mp4")]) == 0
     assert "in host memory (over_budget='offload')" in caplog.text and (tmp_path / "w.mp4").stat().st_size
     # the tiny preset has 2 layers: offloading cannot help, and the refusal says why
     with pytest.raises(SystemExit) as exc:
-        main(args + ["--model", "tiny", "--height", "32", "--width", "48", "--kv-budget", "20K",
+        main(args[:-2] + ["--frames", "33", "--model", "tiny", "--height", "32", "--width", "48", "--kv-budget", "20K",
                      "--out", str(tmp_path / "t.mp4")])
     assert exc.value.code == 2 and "offloading cannot make it fit" in capsys.readouterr().err

@@ -179,12 +179,12 @@ def test_cli_bench_without_shipped_weights_times_the_world_architecture_and_says
 
     monkeypatch.setattr(runtime, "WEIGHTS_DIR", tmp_path / "no-weights")
     out = tmp_path / "bench"
-    assert main(["bench", "--frames", "9", "--warmup", "0", "--repeats", "1", "--no-peak", "--settings", "paged",
+    assert main(["bench", "--frames", "11", "--warmup", "0", "--repeats", "1", "--no-peak", "--settings", "paged",
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "RANDOM weights of its architecture" in captured.err
     report = json.loads((out / "bench.json").read_text())
-    assert report["engine"]["height"] == 64 and report["settings"][0]["pixel_frames"] == 9
+    assert report["engine"]["height"] == 64 and report["settings"][0]["pixel_frames"] == 11
     assert "paged" in captured.out  # the table
 
 

@@ -6,7 +6,7 @@ from tiny import benchmark_module, random_world_dir
 
 
 def test_the_overhead_script_times_both_ways(tmp_path):
-    result = benchmark_module("profiler_overhead").measure(random_world_dir(tmp_path / "world"), frames=9, repeats=1)
+    result = benchmark_module("profiler_overhead").measure(random_world_dir(tmp_path / "world"), frames=11, repeats=1)
     assert len(result["plain_s"]) == len(result["profiled_s"]) == 1
     assert result["plain_median_s"] > 0 and result["profiled_median_s"] > 0
 

@@ -6,8 +6,9 @@ from worldcast.world.sim import Scene, World, parse_actions, rollout
 
 
 def test_chunks_cover_the_video_in_ten_second_pieces():
-    assert [(c.start, c.stop) for c in chunks(330)] == [(0, 160), (160, 320), (320, 330)]
-    assert [(c.start, c.stop) for c in chunks(161)] == [(0, 160)]  # no 1-frame chunk
+    assert [(c.start, c.stop) for c in chunks(330)] == [(0, 160), (160, 330)]  # a 10-frame tail joins the last
+    assert [(c.start, c.stop) for c in chunks(250)] == [(0, 160), (160, 250)]  # 90 frames are a chunk
+    assert [(c.start, c.stop) for c in chunks(161)] == [(0, 161)]
 
 
 def test_simulator_statistics_and_bounds():

@@ -15,17 +15,17 @@ def world(tmp_path_factory):
 
 def test_world_model_generates_frames_with_its_trained_window(world):
     assert world.settings.window == world.spec.context_frames == 6
-    frames = world.generate("a top-down view of a forest at day", ["right"] * 40, 33, seed=1)
-    assert frames.shape == (33, 64, 64, 3) and frames.dtype == np.uint8
-    again = world.generate("a top-down view of a forest at day", ["right"] * 40, 33, seed=1)
+    frames = world.generate("a top-down view of a forest at day", ["right"] * 40, 35, seed=1)
+    assert frames.shape == (35, 64, 64, 3) and frames.dtype == np.uint8
+    again = world.generate("a top-down view of a forest at day", ["right"] * 40, 35, seed=1)
     assert np.array_equal(frames, again)
 
 
 def test_world_model_rejects_bad_lengths_and_actions(world):
-    with pytest.raises(ValueError, match="frames: 17 does not fill whole blocks; use 9 \\+ 12k"):
-        world.request("a forest", [], 17)
+    with pytest.raises(ValueError, match="frames: 19 does not fill whole blocks; use 5 \\+ 6k"):
+        world.request("a forest", [], 19)
     with pytest.raises(ValueError, match="actions: unknown \\['jump'\\]"):
-        world.request("a forest", ["jump"], 9)
+        world.request("a forest", ["jump"], 11)
     with pytest.raises(ValueError, match="window_frames"):
         WorldModel(world.directory, WorldSettings(window=-1))
 
@@ -39,15 +39,15 @@ def test_missing_weights_say_how_to_train_them(tmp_path, monkeypatch):
 
 
 def test_evaluation_report_and_files(world, tmp_path):
-    cfg = EvalConfig(frames=9, clips_per_scene=1, long_seconds=2.0, chunk_seconds=1.0,
+    cfg = EvalConfig(frames=11, clips_per_scene=1, long_seconds=2.0, chunk_seconds=1.0,
                      long_scenes=("a top-down view of a city at night",), classifier_per_scene=8)
     report = evaluate_world(world, cfg, tmp_path)
     clips = report["clips"]
     assert clips["clips"] == 15 and 0 <= clips["action_accuracy"] <= 1
     assert clips["simulator_action_accuracy"] >= 0.9  # the estimator reads the simulator's own clips
     (run,) = report["long"]
-    assert run["frames"] == long_frames(world, 2.0) == 33
-    assert [c["seconds"] for c in run["chunks"]] == [[0.0, 1.0], [1.0, 2.0]]
+    assert run["frames"] == long_frames(world, 2.0) == 35  # the first whole-block count from 2 s
+    assert [c["seconds"] for c in run["chunks"]] == [[0.0, 1.0], [1.0, 35 / 16]]  # the 3-frame tail joins
     assert json.loads((tmp_path / "report.json").read_text())["clips"]["clips"] == 15
     for name in ("strip.png", "clips.mp4", "long_0.mp4"):
         assert (tmp_path / name).stat().st_size > 0

@@ -17,7 +17,7 @@ from worldcast.world.train import (
 )
 
 SPEC = WorldModelSpec(size=32, vae_dim=4, z_dim=4, dit=dataclasses.replace(
-    TINY, in_dim=4, out_dim=4, num_actions=5, text_dim=8, text_len=4), clip_frames=21)
+    TINY, in_dim=4, out_dim=4, num_actions=5, actions_per_frame=2, text_dim=8, text_len=4), clip_frames=17)
 
 
 def _rows(path):

@@ -1,7 +1,7 @@
 """The built-in world model: a scaled-down Wan VAE and causal DiT, conditioned on MiniLM text
 and on the camera actions of the procedural world.
 
-Sizes are chosen for a 2-core CPU: 64x64 pixels at 16 fps; the VAE compresses 4x in time and 4x
+Sizes are chosen for a 2-core CPU: 64x64 pixels at 16 fps; the VAE compresses 2x in time and 4x
 in space (16x16 latents, 8 channels), the DiT sees 8x8 = 64 tokens per latent frame.
 """
 
@@ -27,15 +27,22 @@ class WorldModelSpec:
     vae_dim: int = 16
     z_dim: int = 8
     vae_dim_mult: tuple[int, ...] = (1, 2, 4)
-    vae_temporal_downsample: tuple[bool, ...] = (True, True)
+    # 2x in time: with 4x the decoder could not spread a latent frame's camera motion over its
+    # pixel frames (docs/world.md, "The VAE is the ceiling")
+    vae_temporal_downsample: tuple[bool, ...] = (False, True)
     dit: ModelConfig = field(default_factory=lambda: ModelConfig(
         dim=256, ffn_dim=1024, num_heads=4, num_layers=6, freq_dim=128, text_dim=MINILM_DIM, text_len=16,
-        in_dim=8, out_dim=8, num_actions=len(ACTIONS), actions_per_frame=4))
+        in_dim=8, out_dim=8, num_actions=len(ACTIONS), actions_per_frame=2))
     # Euler steps: the DiT is trained by plain flow matching, not distilled (docs/world.md)
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
         denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler"))
     frames_per_block: int = 3
-    clip_frames: int = 33  # pixel frames per training clip: 9 latent frames = 3 blocks
+    clip_frames: int = 17  # pixel frames per training clip: 9 latent frames = 3 blocks
+
+    def __post_init__(self) -> None:
+        if self.dit.actions_per_frame != self.temporal_stride:
+            raise ValueError(f"WorldModelSpec.dit: actions_per_frame must equal the VAE's temporal stride "
+                             f"({self.temporal_stride}: one action per pixel frame), got {self.dit.actions_per_frame}")
 
     @property
     def spatial_stride(self) -> int:

@@ -55,9 +55,13 @@ def chunk_stats(frames: np.ndarray, actions: list[str]) -> ChunkStats:
 
 
 def chunks(num_frames: int, seconds: float = 10.0) -> list[slice]:
-    """Consecutive frame ranges of ``seconds`` each (the last one may be shorter, but >= 2 frames)."""
+    """Consecutive frame ranges of ``seconds`` each; a remainder shorter than half a chunk joins
+    the last one (a few frames are too few for statistics), a longer one is its own chunk."""
     size = int(round(seconds * FPS))
-    return [slice(s, min(s + size, num_frames)) for s in range(0, num_frames - 1, size)]
+    starts = list(range(0, num_frames - 1, size))
+    if len(starts) > 1 and num_frames - starts[-1] < size / 2:
+        starts.pop()
+    return [slice(s, e) for s, e in zip(starts, [*starts[1:], num_frames])]
 
 
 def rollout_stats(frames: np.ndarray, actions: list[str], seconds: float = 10.0) -> list[ChunkStats]:

@@ -28,7 +28,7 @@ EVAL_SEEDS = HELD_OUT_SEEDS + 100_000  # apart from the VAE latent-statistics cl
 
 @dataclass(frozen=True)
 class EvalConfig:
-    frames: int = 81  # per action/prompt clip (1 + 12k for blocks of 3 latent frames)
+    frames: int | None = None  # per action/prompt clip; None: about 5 s (the first whole-block count from 80)
     clips_per_scene: int = 2
     long_seconds: float = 60.0
     long_scenes: tuple[str, ...] = ("a top-down view of a forest at day", "a top-down view of a city at dusk",
@@ -66,8 +66,9 @@ def _clip_plan(cfg: EvalConfig, frames: int) -> list[tuple[Scene, list[str], int
 def evaluate_clips(model: WorldModel, cfg: EvalConfig, classifier: SceneClassifier) -> tuple[dict, list]:
     """Action following and prompt adherence over ``clips_per_scene`` clips of every scene."""
     rows, samples = [], []
-    for scene, actions, seed in progress.bar(_clip_plan(cfg, cfg.frames), desc="eval clips"):
-        frames = model.generate(scene.prompt, actions, cfg.frames, seed=seed)
+    length = cfg.frames or long_frames(model, 5.0)
+    for scene, actions, seed in progress.bar(_clip_plan(cfg, length), desc="eval clips"):
+        frames = model.generate(scene.prompt, actions, length, seed=seed)
         truth = rollout(World(scene, seed=EVAL_SEEDS + seed), actions + ["none"])
         stride = model.spec.temporal_stride
         rows.append({"scene": scene.prompt, "seed": seed,
@@ -78,7 +79,7 @@ def evaluate_clips(model: WorldModel, cfg: EvalConfig, classifier: SceneClassifi
         samples.append((scene, frames, truth, actions))
     per_action = _per_action_accuracy(samples)
     summary = {
-        "clips": len(rows), "frames_per_clip": cfg.frames,
+        "clips": len(rows), "frames_per_clip": length,
         "action_accuracy": float(np.mean([r["action_accuracy"] for r in rows])),
         "simulator_action_accuracy": float(np.mean([r["simulator_action_accuracy"] for r in rows])),
         "latent_step_action_accuracy": float(np.nanmean([r["latent_step_action_accuracy"] for r in rows])),

@@ -223,9 +223,10 @@ class Clip:
 
 
 def sample_clip(seed: int, num_frames: int = 33, size: int = 64, speed: float = 2.0) -> Clip:
-    """A random clip: scene, world seed, start position, start time and actions from ``seed``."""
-    if num_frames < 1 or (num_frames - 1) % 4:
-        raise ValueError(f"num_frames: must be 1 + 4k to match the VAE, got {num_frames}")
+    """A random clip: scene, world seed, start position, start time and actions from ``seed``
+    (any length; the model's VAE takes 1 + (temporal stride) k frames)."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames: must be positive, got {num_frames}")
     rng = np.random.default_rng(seed)
     scene = Scene.all()[rng.integers(len(Scene.all()))]
     world = World(scene, seed=int(rng.integers(1 << 30)), size=size)

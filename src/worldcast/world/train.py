@@ -92,7 +92,7 @@ class TrainConfig:
 # (cheap steps in which it learns colours and shapes), then short clips (the temporal path), then
 # long clips (a stationary streaming decoder); see docs/world.md for why.
 VAE_FRAMES_RECIPE = TrainConfig(steps=2000, batch_size=8, lr=2e-3, sample_latents=False, kl_weight=0.0)
-VAE_RECIPE = TrainConfig(steps=1800, batch_size=4, lr=1e-3, sample_latents=False, kl_weight=0.0)
+VAE_RECIPE = TrainConfig(steps=600, batch_size=4, lr=1e-3, sample_latents=False, kl_weight=0.0)
 VAE_CLIP_FRAMES = 9
 VAE_LONG_RECIPE = TrainConfig(steps=400, batch_size=1, lr=3e-4, warmup_steps=20, sample_latents=False, kl_weight=0.0)
 VAE_LONG_CLIP_FRAMES = 33
