@@ -26,7 +26,7 @@ from worldcast.cache.spec import KVCacheSpec
 from worldcast.engine.engine import Engine
 from worldcast.profiling.bench import psnr
 from worldcast.world.report import long_frames
-from worldcast.world.runtime import WorldModel
+from worldcast.world.runtime import WorldModel, WorldSettings
 from worldcast.world.sim import FPS, parse_actions
 from worldcast.world.train import save_random_world
 
@@ -41,9 +41,9 @@ def run(world: WorldModel, quantization: str | None, prompt: str, actions: list[
     return video, time.perf_counter() - start, engine.spec
 
 
-def measure(directory: Path, seconds: float, prompt: str, actions: str, seed: int,
+def measure(directory: Path, seconds: float, prompt: str, actions: str, seed: int, guidance: float | None = None,
             formats: tuple[str, ...] = ("int8", "fp8")) -> dict:
-    world = WorldModel(directory)
+    world = WorldModel(directory, WorldSettings(guidance=guidance))
     frames = long_frames(world, seconds)
     moves = (parse_actions(actions) * frames)[:frames]
     reference, ref_seconds, ref_spec = run(world, None, prompt, moves, frames, seed)
@@ -69,10 +69,11 @@ def main() -> None:
     p.add_argument("--prompt", default="a top-down view of a forest at day")
     p.add_argument("--actions", default="right*40,up*24,left*40,down*24,none*16")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's (runs before 2026-11-26: 1)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     directory = args.model or save_random_world(Path(tempfile.mkdtemp(prefix="worldcast-kvq-")))
-    result = measure(directory, args.seconds, args.prompt, args.actions, args.seed)
+    result = measure(directory, args.seconds, args.prompt, args.actions, args.seed, guidance=args.guidance)
     if args.json:
         print(json.dumps(result, indent=2))
         return

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from worldcast.engine.engine import Engine
 from worldcast.profiling.profiler import Profiler
-from worldcast.world.runtime import WorldModel
+from worldcast.world.runtime import WorldModel, WorldSettings
 from worldcast.world.train import save_random_world
 
 
-def measure(directory: Path, frames: int, repeats: int) -> dict:
-    world = WorldModel(directory)
+def measure(directory: Path, frames: int, repeats: int, guidance: float | None = None) -> dict:
+    world = WorldModel(directory, WorldSettings(guidance=guidance))
     request = world.request("a top-down view of a forest at day", ["right"] * frames, frames)
 
     def run(profiled: bool) -> float:
@@ -51,10 +51,11 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--frames", type=int, default=83)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's (runs before 2026-11-26: 1)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     directory = args.model or save_random_world(Path(tempfile.mkdtemp(prefix="worldcast-overhead-")))
-    result = measure(directory, args.frames, args.repeats)
+    result = measure(directory, args.frames, args.repeats, args.guidance)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -22,11 +22,12 @@ import numpy as np
 from worldcast.config import CacheConfig
 from worldcast.engine.engine import Engine
 from worldcast.profiling.bench import psnr
-from worldcast.world.runtime import WorldModel
+from worldcast.world.runtime import WorldModel, WorldSettings
 
 
-def measure(directory: Path, out_frames: int, k: int, prompt: str, seeds: tuple[int, ...]) -> dict:
-    world = WorldModel(directory)
+def measure(directory: Path, out_frames: int, k: int, prompt: str, seeds: tuple[int, ...],
+            guidance: float | None = None) -> dict:
+    world = WorldModel(directory, WorldSettings(guidance=guidance))
     step = world.spec.temporal_stride * world.spec.frames_per_block
     first = step - world.spec.temporal_stride + 1  # pixel frames of the first block
     frames = first + step * -(-max(0, 2 * out_frames + 1 - first) // step)  # whole blocks covering out and back
@@ -58,9 +59,10 @@ def main() -> None:
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--prompt", default="a top-down view of a city at day")
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's (runs before 2026-11-26: 1)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    result = measure(args.model, args.out_frames, args.k, args.prompt, tuple(range(args.seeds)))
+    result = measure(args.model, args.out_frames, args.k, args.prompt, tuple(range(args.seeds)), args.guidance)
     if args.json:
         print(json.dumps(result, indent=2))
         return

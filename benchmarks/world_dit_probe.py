@@ -20,7 +20,7 @@ import torch
 
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.models.attention import DenseKV, block_causal_mask
-from worldcast.world.model import WorldModelSpec, load_world_model
+from worldcast.world.model import WorldModelSpec, load_world_model, spec_for
 from worldcast.world.sim import Scene
 from worldcast.world.text import load_minilm
 from worldcast.world.train import HELD_OUT_SEEDS, clip_batch, group_actions, pad_prompt, prompt_embeddings
@@ -40,7 +40,7 @@ def held_out_windows(spec: WorldModelSpec, vae, clips: int) -> tuple[torch.Tenso
 
 @torch.no_grad()
 def probe(directory: str, clips: int, seed: int = 0) -> dict:
-    spec = WorldModelSpec()
+    spec = spec_for(directory)
     dit, vae = load_world_model(directory, dtype=torch.float32)
     x0, actions, prompts = held_out_windows(spec, vae, clips)
     table = prompt_embeddings(load_minilm(spec.dit.text_len))

@@ -6,12 +6,13 @@ runs is reported. Uses the shipped weights unless --model names another 'worldca
 directory; --random uses random weights of the same shapes (speed does not depend on weights).
 
     .venv/bin/python benchmarks/world_speed.py
-    .venv/bin/python benchmarks/world_speed.py --frames 969 --json docs/bench/world_speed.json
+    .venv/bin/python benchmarks/world_speed.py --frames 965 --guidance 3 --json docs/bench/world_speed.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -33,13 +34,16 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=83, help="pixel frames per video (whole blocks: 5 + 6k)")
     p.add_argument("--window", type=int, default=None, help="latent frames of context (default: trained context)")
     p.add_argument("--vae-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (compiled in the warm-up)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
     import numpy as np
 
-    settings = WorldSettings(vae_dtype=args.vae_dtype) if args.window is None else \
-        WorldSettings(window=args.window or None, vae_dtype=args.vae_dtype)
+    settings = WorldSettings(vae_dtype=args.vae_dtype, guidance=args.guidance, compile=args.compile)
+    if args.window is not None:
+        settings = dataclasses.replace(settings, window=args.window or None)
     world = WorldModel(save_random_world(Path(tempfile.mkdtemp())) if args.random else args.model, settings)
     actions = random_actions(np.random.default_rng(0), args.frames)
     prompt = "a top-down view of a forest at day"
@@ -60,12 +64,14 @@ def main() -> None:
     fps = frames / seconds
     result = {"weights": "random" if args.random else str(world.directory), "frames": frames,
               "size": world.spec.size, "window": settings.window, "vae_dtype": args.vae_dtype,
+              "guidance_scale": world.config.schedule.guidance_scale, "compile": args.compile,
               "threads": torch.get_num_threads(), "seconds": seconds, "vae_decode_seconds": decode,
               "frames_per_second": fps, "real_time_factor": fps / FPS,
               "frames_per_second_without_decode": frames / (seconds - decode),
               "bf16_matmul_peak_tflops": peak / 1e12}
     print(f"world model ({result['weights']}), {world.spec.size}x{world.spec.size}, window {settings.window}, "
-          f"VAE {args.vae_dtype}, threads={result['threads']}, bf16 matmul peak now {peak / 1e12:.2f} TFLOP/s")
+          f"guidance {result['guidance_scale']:g}, compile {args.compile}, VAE {args.vae_dtype}, "
+          f"threads={result['threads']}, bf16 matmul peak now {peak / 1e12:.2f} TFLOP/s")
     print(f"{frames} frames in {seconds:.2f} s (median of {args.repeats}) = {fps:.1f} frames/s = "
           f"{fps / FPS:.2f}x real time at {FPS} fps (VAE decode {decode:.2f} s of it; "
           f"{result['frames_per_second_without_decode']:.1f} frames/s without it)")

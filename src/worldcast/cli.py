@@ -35,7 +35,7 @@ from worldcast.profiling.peak import matmul_peak
 from worldcast.profiling.profiler import Profiler, profile_lines
 from worldcast.streaming.frames import fit_frames, read_frames
 from worldcast.streaming.mp4 import Mp4Writer
-from worldcast.world.model import WorldModelSpec, is_world_model_dir, read_config
+from worldcast.world.model import WorldModelSpec, is_world_model_dir, read_config, spec_for
 from worldcast.world.runtime import WorldSettings, default_world_dir, load_world_components
 from worldcast.world.sim import ACTIONS, BIOMES, TIMES, Scene, parse_actions
 from worldcast.world.text import load_minilm
@@ -232,7 +232,7 @@ def _engine_config(args: argparse.Namespace, model: ModelConfig) -> EngineConfig
     vae_stride = (4, 8, 8)
     window = args.window or None
     if is_world_model_dir(args.model):  # the built-in world model: its own sizes, schedule, window
-        spec = WorldModelSpec()
+        spec = spec_for(args.model)
         height = width = spec.size
         vae_stride = (spec.temporal_stride, spec.spatial_stride, spec.spatial_stride)
         schedule = SCHEDULES[args.family] if args.family else spec.schedule
@@ -519,7 +519,7 @@ def _untimed(*_: object) -> Iterator[None]:
 
 
 def train(args: argparse.Namespace) -> int:
-    from worldcast.world.model import WorldModelSpec, load_world_vae
+    from worldcast.world.model import load_world_vae
     from worldcast.world.train import (
         DIT_RECIPE,
         VAE_CLIP_FRAMES,

@@ -104,3 +104,21 @@ def test_cli_guidance_and_negative_prompt(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(args + ["--attention", "recompute", "--out", str(tmp_path / "b.mp4")])
     assert exc.value.code == 2
+
+
+def test_the_batched_branches_equal_two_separate_passes(prompt_embeds):
+    """Guidance runs conditional and unconditional as one batch of two over the block, both
+    reading the same cached past; the same as running them one after the other."""
+    engine = _engine(3.0, model=ACTION_MODEL)
+    rid = engine.add_request(_request(prompt_embeds, actions=tuple([1, 2, 3, 4] * 5)))
+    engine.step()  # one block cached: the next one has context
+    session = engine.sessions[rid]
+    session.pages.append_frames(session.current_block_frames)
+    x = torch.randn(1, TINY.in_dim, 3, 4, 6, generator=torch.Generator().manual_seed(1))
+    runner = engine.runner
+    guided = runner._guided_flow(session, x, 750.0)
+    cond = runner._forward(session, x, 750.0)
+    blank = dataclasses.replace(session, text=session.uncond_text, actions=torch.full_like(session.actions, -1))
+    uncond = runner._forward(blank, x, 750.0)
+    torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
+    assert (cond - uncond).abs().max() > 1e-2

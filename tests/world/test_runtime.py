@@ -52,3 +52,18 @@ def test_evaluation_report_and_files(world, tmp_path):
     for name in ("strip.png", "clips.mp4", "long_0.mp4"):
         assert (tmp_path / name).stat().st_size > 0
     assert any("action following" in line for line in summary_lines(report))
+
+
+def test_a_directory_from_the_earlier_4x_vae_runs_with_its_own_strides(tmp_path):
+    import dataclasses
+
+    from worldcast.world.model import WorldModelSpec
+    from worldcast.world.train import save_random_world
+
+    base = WorldModelSpec()
+    old = dataclasses.replace(base, vae_temporal_downsample=(True, True), clip_frames=33,
+                              dit=dataclasses.replace(base.dit, actions_per_frame=4))
+    world = WorldModel(save_random_world(tmp_path / "old", spec=old), WorldSettings(guidance=1.0))
+    assert world.spec.temporal_stride == 4 and world.spec.context_frames == 6
+    frames = world.generate("a top-down view of a forest at day", ["right"] * 8, 9, seed=1)
+    assert frames.shape == (9, 64, 64, 3)

@@ -58,34 +58,40 @@ class _PagedLayer:
         self.source, self.index = source, index
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        # q/k/v: (1, T_block, H, D)
+        # q/k/v: (B, T_block, H, D). B is 1, or 2 under classifier-free guidance (conditional,
+        # unconditional): every element attends to the same context and to its own block, and
+        # only element 0's keys/values are stored (the cache holds one, conditional, past).
         src = self.source
         src.storage.write(self.index, src.block_pages, k[0], v[0])
         context = self._retrieved(q) + src.context_pages
-        if src.offloaded is not None:
-            keys, values = self._with_offloaded(context, k, v)
-        elif src.storage.exact:  # one read covers context and block: a view when the pages are consecutive
+        if q.shape[0] == 1 and src.offloaded is None and src.storage.exact:
+            # one read covers context and block: a view when the pages are consecutive
             keys, values = src.storage.read(self.index, context + src.block_pages)  # (T_ctx + T_block, H, D)
-        elif context:  # quantized: the block's own keys/values at full precision, the context dequantized
-            ck, cv = src.storage.read(self.index, context)
-            keys, values = torch.cat([ck.to(k.dtype), k[0]]), torch.cat([cv.to(v.dtype), v[0]])
-        else:
-            keys, values = k[0], v[0]
-        return attention(q, keys[None].to(q.dtype), values[None].to(q.dtype))
+            return attention(q, keys[None].to(q.dtype), values[None].to(q.dtype))
+        if src.storage.exact:  # the block as its pages hold it (in the cache dtype)
+            k, v = k.to(src.storage.spec.dtype), v.to(src.storage.spec.dtype)
+        # quantized pages: the block's own keys/values stay at full precision, the context is dequantized
+        past = self._context(context)
+        if past is not None:
+            ck, cv = past  # (T_ctx, H, D)
+            B = q.shape[0]
+            k = torch.cat([ck.to(k.dtype)[None].expand(B, -1, -1, -1), k], dim=1)  # (B, T_ctx + T_block, H, D)
+            v = torch.cat([cv.to(v.dtype)[None].expand(B, -1, -1, -1), v], dim=1)
+        return attention(q, k.to(q.dtype), v.to(q.dtype))
 
-    def _with_offloaded(self, context: list[int], k: torch.Tensor,
-                        v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sink pages, the staged offloaded pages, resident pages, then the block, in frame
-        order: the same keys/values an all-resident cache reads; then start the next layer's copy."""
+    def _context(self, context: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Keys and values of the context pages (T_ctx, H, D), None without context. With frames
+        offloaded: sink pages, the staged offloaded pages, then resident pages — frame order, the
+        same keys/values an all-resident cache reads — and the next layer's copy is started."""
         src, off, layer = self.source, self.source.offloaded, self.index
+        if off is None:
+            return src.storage.read(layer, context) if context else None
         before, after = context[:off.position], context[off.position:]
         parts = [src.storage.read(layer, before)] if before else []
         parts.append(off.tier.staged(src.storage, layer, len(off.pages), off.staging))
         if after:
             parts.append(src.storage.read(layer, after))
-        parts.append(src.storage.read(layer, src.block_pages) if src.storage.exact else (k[0], v[0]))
-        keys = torch.cat([pk.to(k.dtype) for pk, _ in parts])  # (T_ctx + T_block, H, D)
-        values = torch.cat([pv.to(v.dtype) for _, pv in parts])
+        keys, values = torch.cat([pk for pk, _ in parts]), torch.cat([pv for _, pv in parts])
         if layer + 1 < src.storage.spec.num_layers:
             off.tier.prefetch(src.storage, layer + 1, off.pages, off.staging)
         return keys, values

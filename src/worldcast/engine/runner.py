@@ -14,7 +14,7 @@ from worldcast.cache.view import OffloadedContext, PagedKV
 from worldcast.diffusion.flow_match import FlowMatchSchedule
 from worldcast.engine.session import Session
 from worldcast.models.attention import DenseKV, block_causal_mask
-from worldcast.models.wan.dit import NULL_ACTION, CausalWanDiT
+from worldcast.models.wan.dit import NULL_ACTION, CausalWanDiT, TextContext
 from worldcast.profiling.flops import dit_forward_flops
 from worldcast.profiling.profiler import Span
 
@@ -79,13 +79,12 @@ class Runner:
     def _guided_flow(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
         """The flow of one denoising step; with classifier-free guidance, pushed from the
         unconditional prediction (negative prompt, no actions) through the conditional one.
-        The commit pass stays conditional, so the cache holds one (conditional) past, which both
-        branches read."""
-        flow = self._forward(session, x, t)
+        Both run as one batch of two over the block; they read the same cache, and the commit
+        pass stays conditional, so the cache holds one (conditional) past."""
         if not self.guided:
-            return flow
-        uncond = self._forward(session, x, t, uncond=True)
-        return uncond + self.schedule.config.guidance_scale * (flow - uncond)
+            return self._forward(session, x, t)
+        cond, uncond = self._forward(session, x, t, guided=True).chunk(2)
+        return uncond + self.schedule.config.guidance_scale * (cond - uncond)
 
     def _commit_prefix(self, session: Session) -> BlockResult:
         """A given (not generated) block: only the commit pass, writing its keys/values."""
@@ -141,9 +140,9 @@ class Runner:
         _, ph, pw = self.model.config.patch_size
         return (h // ph) * (w // pw)
 
-    def _forward(self, session: Session, x: torch.Tensor, t: float, uncond: bool = False) -> torch.Tensor:
+    def _forward(self, session: Session, x: torch.Tensor, t: float, guided: bool = False) -> torch.Tensor:
         """One DiT pass over the current block at timestep ``t`` (every frame at the same t);
-        ``uncond``: under the negative prompt and without actions (guidance's other branch)."""
+        ``guided``: a batch of two, the second under the negative prompt and without actions."""
         if session.pages is None:
             return self._forward_recompute(session, x, t)
         # Earlier frames are read-only context; this block's pages are rewritten by each pass,
@@ -153,12 +152,23 @@ class Runner:
         kv = PagedKV(self.storage, *session.page_split(), candidates=session.retrieval_candidates(),
                      top_k=session.retrieval, offloaded=offloaded)
         f, start = x.shape[2], session.frames_done
-        timesteps = torch.full((1, f), t)
-        actions = session.frame_actions(start, f)
-        if uncond and self.model.config.num_actions:
-            actions = torch.full((1, f, self.model.config.actions_per_frame), NULL_ACTION)
-        return self.model(x, timesteps, session.uncond_text if uncond else session.text, kv, frame_offset=start,
-                          actions=actions)
+        actions, text = session.frame_actions(start, f), session.text
+        if guided:
+            x = torch.cat([x, x])
+            text = TextContext([(torch.cat([ck, uk]), torch.cat([cv, uv]))
+                                for (ck, cv), (uk, uv) in zip(session.text.kv, session.uncond_text.kv)])
+            actions = self._with_null_actions(actions, f)
+        timesteps = torch.full((x.shape[0], f), t)
+        return self.model(x, timesteps, text, kv, frame_offset=start, actions=actions)
+
+    def _with_null_actions(self, actions: torch.Tensor | None, frames: int) -> torch.Tensor | None:
+        """(2, f, k) action ids: the block's own (or 'none') for the conditional element,
+        NULL_ACTION for the unconditional one; None for a model without actions."""
+        k = self.model.config.actions_per_frame
+        if not self.model.config.num_actions:
+            return None
+        cond = actions if actions is not None else torch.zeros(1, frames, k, dtype=torch.long)
+        return torch.cat([cond, torch.full_like(cond, NULL_ACTION)])
 
     def _forward_recompute(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
         prefix = session.clean_latents

@@ -7,6 +7,7 @@ in space (16x16 latents, 8 channels), the DiT sees 8x8 = 64 tokens per latent fr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,9 @@ class WorldModelSpec:
         dim=256, ffn_dim=1024, num_heads=4, num_layers=6, freq_dim=128, text_dim=MINILM_DIM, text_len=16,
         in_dim=8, out_dim=8, num_actions=len(ACTIONS), actions_per_frame=2))
     # Euler steps: the DiT is trained by plain flow matching, not distilled (docs/world.md)
+    # and sampled with classifier-free guidance (the recipe drops prompt and actions for it)
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
-        denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler"))
+        denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler", guidance_scale=3.0))
     frames_per_block: int = 3
     clip_frames: int = 17  # pixel frames per training clip: 9 latent frames = 3 blocks
 
@@ -70,6 +72,17 @@ class WorldModelSpec:
 def is_world_model_dir(path: str | Path) -> bool:
     path = Path(path)
     return path.is_dir() and (path / "dit.json").exists() and (path / "vae.json").exists()
+
+
+def spec_for(directory: str | Path) -> WorldModelSpec:
+    """The spec a 'worldcast train' directory was made with, as far as its files say: the VAE's
+    temporal compression (``vae.json``) and the DiT (``dit.json``); earlier runs used a 4x VAE."""
+    directory = Path(directory)
+    vae, dit = read_config(directory, "vae", VAEConfig), read_config(directory, "dit", ModelConfig)
+    base = WorldModelSpec()
+    stride = vae.temporal_stride
+    return dataclasses.replace(base, vae_temporal_downsample=vae.temporal_downsample, dit=dit,
+                               clip_frames=1 + (base.clip_latent_frames - 1) * stride)
 
 
 def read_config(directory: Path, name: str, cls: type):

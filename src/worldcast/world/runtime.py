@@ -21,7 +21,7 @@ from worldcast.engine.request import BlockOutput, GenerationRequest
 from worldcast.models.wan.dit import CausalWanDiT
 from worldcast.models.wan.text import TransformerTextEncoder
 from worldcast.models.wan.vae import VAEFrameDecoder
-from worldcast.world.model import WorldModelSpec, is_world_model_dir, load_world_model
+from worldcast.world.model import WorldModelSpec, is_world_model_dir, load_world_model, spec_for
 from worldcast.world.sim import ACTIONS
 from worldcast.world.text import load_minilm
 
@@ -67,7 +67,9 @@ class WorldModel:
     def __init__(self, directory: str | Path | None = None, settings: WorldSettings = WorldSettings(),
                  spec: WorldModelSpec | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_world_dir()
-        self.spec, self.settings = spec or WorldModelSpec(), settings
+        if spec is None:
+            spec = spec_for(self.directory) if is_world_model_dir(self.directory) else WorldModelSpec()
+        self.spec, self.settings = spec, settings
         spec = self.spec
         schedule = spec.schedule
         if settings.sampler is not None:
