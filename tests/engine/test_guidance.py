@@ -116,9 +116,10 @@ def test_the_batched_branches_equal_two_separate_passes(prompt_embeds):
     session.pages.append_frames(session.current_block_frames)
     x = torch.randn(1, TINY.in_dim, 3, 4, 6, generator=torch.Generator().manual_seed(1))
     runner = engine.runner
-    guided = runner._guided_flow(session, x, 750.0)
-    cond = runner._forward(session, x, 750.0)
+    inputs = runner._block_inputs(session)
+    guided = runner._guided_flow(session, x, 750.0, inputs)
+    cond = runner._forward(session, x, 750.0, inputs)
     blank = dataclasses.replace(session, text=session.uncond_text, actions=torch.full_like(session.actions, -1))
-    uncond = runner._forward(blank, x, 750.0)
+    uncond = runner._forward(blank, x, 750.0, inputs)
     torch.testing.assert_close(guided, uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
     assert (cond - uncond).abs().max() > 1e-2

@@ -26,6 +26,19 @@ class BlockResult:
     flops: int  # analytical FLOPs of the block's DiT forwards
 
 
+@dataclass(frozen=True)
+class BlockInputs:
+    """What every DiT pass over one block shares, worked out once per block: the pages it reads
+    (device context, retrieval candidates, offloaded frames) and writes, and with guidance both
+    branches' text context stacked as a batch of two."""
+
+    context: list[int]
+    block: list[int]
+    candidates: list[int]
+    offloaded: OffloadedContext | None
+    guided_text: TextContext | None
+
+
 class Runner:
     """Runs one block of one session, with the paged cache or, as a baseline, without one.
 
@@ -56,45 +69,47 @@ class Runner:
         device, dtype = self.model.device, self.model.dtype
         initial, step_noise = session.block_noise(self.schedule.num_steps)
         x = initial.to(device, dtype)
+        inputs = self._block_inputs(session)
         spans: list[Span] = []
         x0 = x
         for index, (t, t_next) in enumerate(self.schedule.step_pairs()):
             start = self.clock()
-            flow = self._guided_flow(session, x, t)
+            flow = self._guided_flow(session, x, t, inputs)
             x0 = self.schedule.x0_from_flow(flow, x, t)
             if t_next is not None:
                 x = self.schedule.next_sample(x, flow, x0, step_noise[index].to(device, dtype), t, t_next)
             spans.append(self._span(f"step_{index}", start, session))
         if session.pages is not None:
             start = self.clock()
-            self._forward(session, x0, self.schedule.config.context_noise)
+            self._forward(session, x0, self.schedule.config.context_noise, inputs)
             spans.append(self._span("commit", start, session))
         forwards = self.schedule.num_steps * (2 if self.guided else 1) + (session.pages is not None)
-        return BlockResult(x0, spans, self._flops(session, forwards=forwards))
+        return BlockResult(x0, spans, self._flops(session, forwards, inputs))
 
     @property
     def guided(self) -> bool:
         return self.schedule.config.guidance_scale != 1.0
 
-    def _guided_flow(self, session: Session, x: torch.Tensor, t: float) -> torch.Tensor:
+    def _guided_flow(self, session: Session, x: torch.Tensor, t: float, inputs: BlockInputs | None) -> torch.Tensor:
         """The flow of one denoising step; with classifier-free guidance, pushed from the
         unconditional prediction (negative prompt, no actions) through the conditional one.
         Both run as one batch of two over the block; they read the same cache, and the commit
         pass stays conditional, so the cache holds one (conditional) past."""
         if not self.guided:
-            return self._forward(session, x, t)
-        cond, uncond = self._forward(session, x, t, guided=True).chunk(2)
+            return self._forward(session, x, t, inputs)
+        cond, uncond = self._forward(session, x, t, inputs, guided=True).chunk(2)
         return uncond + self.schedule.config.guidance_scale * (cond - uncond)
 
     def _commit_prefix(self, session: Session) -> BlockResult:
         """A given (not generated) block: only the commit pass, writing its keys/values."""
         x0 = session.prefix_block().to(self.model.device, self.model.dtype)
+        inputs = self._block_inputs(session)
         spans = []
         if session.pages is not None:
             start = self.clock()
-            self._forward(session, x0, self.schedule.config.context_noise)
+            self._forward(session, x0, self.schedule.config.context_noise, inputs)
             spans.append(self._span("commit", start, session))
-        return BlockResult(x0, spans, self._flops(session, forwards=len(spans)))
+        return BlockResult(x0, spans, self._flops(session, len(spans), inputs))
 
     @torch.inference_mode()
     def recache(self, session: Session) -> BlockResult:
@@ -120,19 +135,19 @@ class Runner:
     def _span(self, name: str, start: float, session: Session) -> Span:
         return Span(name, start, self.clock(), session.request_id, session.next_block)
 
-    def _flops(self, session: Session, forwards: int) -> int:
+    def _flops(self, session: Session, forwards: int, inputs: BlockInputs | None) -> int:
         """FLOPs of ``forwards`` DiT passes over the current block: with the cache, the block's
         tokens attend to the context pages and themselves; recomputing, every pass runs over
         the whole visible past as well."""
         tokens = self._tokens_per_frame(session)
         f = session.current_block_frames
-        if session.pages is None:
+        if inputs is None:
             frames = sum(p.shape[2] for p in session.clean_latents) + f
             queries, keys = frames, frames
         else:
-            context, _ = session.page_split()
-            retrieved = min(session.retrieval, len(session.retrieval_candidates()))
-            queries, keys = f, len(context) + len(session.host_split()[0]) + retrieved + f
+            offloaded = len(inputs.offloaded.pages) if inputs.offloaded is not None else 0
+            retrieved = min(session.retrieval, len(inputs.candidates))
+            queries, keys = f, len(inputs.context) + offloaded + retrieved + f
         return forwards * dit_forward_flops(self.model.config, queries * tokens, keys * tokens).total
 
     def _tokens_per_frame(self, session: Session) -> int:
@@ -140,23 +155,32 @@ class Runner:
         _, ph, pw = self.model.config.patch_size
         return (h // ph) * (w // pw)
 
-    def _forward(self, session: Session, x: torch.Tensor, t: float, guided: bool = False) -> torch.Tensor:
+    def _block_inputs(self, session: Session) -> BlockInputs | None:
+        """The current block's ``BlockInputs``; None without a cache (recompute mode)."""
+        if session.pages is None:
+            return None
+        host_pages, position = session.host_split()
+        offloaded = OffloadedContext(self.host_tier, host_pages, position, session.staging) if host_pages else None
+        guided_text = None
+        if self.guided:
+            guided_text = TextContext([(torch.cat([ck, uk]), torch.cat([cv, uv]))
+                                       for (ck, cv), (uk, uv) in zip(session.text.kv, session.uncond_text.kv)])
+        return BlockInputs(*session.page_split(), session.retrieval_candidates(), offloaded, guided_text)
+
+    def _forward(self, session: Session, x: torch.Tensor, t: float, inputs: BlockInputs | None,
+                 guided: bool = False) -> torch.Tensor:
         """One DiT pass over the current block at timestep ``t`` (every frame at the same t);
         ``guided``: a batch of two, the second under the negative prompt and without actions."""
-        if session.pages is None:
+        if inputs is None:
             return self._forward_recompute(session, x, t)
         # Earlier frames are read-only context; this block's pages are rewritten by each pass,
         # so after the commit pass they hold the clean block's keys/values.
-        host_pages, position = session.host_split()
-        offloaded = OffloadedContext(self.host_tier, host_pages, position, session.staging) if host_pages else None
-        kv = PagedKV(self.storage, *session.page_split(), candidates=session.retrieval_candidates(),
-                     top_k=session.retrieval, offloaded=offloaded)
+        kv = PagedKV(self.storage, inputs.context, inputs.block, candidates=inputs.candidates,
+                     top_k=session.retrieval, offloaded=inputs.offloaded)
         f, start = x.shape[2], session.frames_done
         actions, text = session.frame_actions(start, f), session.text
         if guided:
-            x = torch.cat([x, x])
-            text = TextContext([(torch.cat([ck, uk]), torch.cat([cv, uv]))
-                                for (ck, cv), (uk, uv) in zip(session.text.kv, session.uncond_text.kv)])
+            x, text = torch.cat([x, x]), inputs.guided_text
             actions = self._with_null_actions(actions, f)
         timesteps = torch.full((x.shape[0], f), t)
         return self.model(x, timesteps, text, kv, frame_offset=start, actions=actions)
