@@ -49,6 +49,28 @@ class DenseKV:
         return attention(q, k, v, self.mask)
 
 
+class BlockCausalKV:
+    """No cache, block-causal: a block's queries attend to its own tokens and every earlier
+    block's. Equal to ``DenseKV(block_causal_mask(...))`` without a window, but computed one
+    query block at a time over the keys it may see, so the masked-out half of the score matrix
+    is never computed — the CPU attention backward is the costliest op of a training step."""
+
+    def __init__(self, block_sizes: list[int], tokens_per_frame: int) -> None:
+        if not block_sizes or min(block_sizes) <= 0 or tokens_per_frame <= 0:
+            raise ValueError(f"BlockCausalKV: block sizes and tokens per frame must be positive, "
+                             f"got {block_sizes} and {tokens_per_frame}")
+        ends = torch.cumsum(torch.tensor(block_sizes), 0) * tokens_per_frame
+        self.bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist()))  # token range per block
+
+    def layer(self, index: int) -> BlockCausalKV:
+        return self
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if q.shape[1] != self.bounds[-1][1]:
+            raise ValueError(f"BlockCausalKV: {q.shape[1]} tokens, the blocks hold {self.bounds[-1][1]}")
+        return torch.cat([attention(q[:, start:end], k[:, :end], v[:, :end]) for start, end in self.bounds], dim=1)
+
+
 def block_causal_mask(block_sizes: list[int], tokens_per_frame: int,
                       device: torch.device | str = "cpu", window: int | None = None, sink: int = 0) -> torch.Tensor:
     """Boolean (T, T) mask: a token sees every token of its own block and of earlier blocks;

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from worldcast import progress
 from worldcast.diffusion.flow_match import FlowMatchSchedule
-from worldcast.models.attention import DenseKV, block_causal_mask
+from worldcast.models.attention import BlockCausalKV
 from worldcast.models.wan.dit import NULL_ACTION, CausalWanDiT
 from worldcast.models.wan.vae import VAEConfig, WanVAE
 from worldcast.world.model import WorldModelSpec
@@ -96,7 +96,7 @@ VAE_RECIPE = TrainConfig(steps=600, batch_size=4, lr=1e-3, sample_latents=False,
 VAE_CLIP_FRAMES = 9
 VAE_LONG_RECIPE = TrainConfig(steps=400, batch_size=1, lr=3e-4, warmup_steps=20, sample_latents=False, kl_weight=0.0)
 VAE_LONG_CLIP_FRAMES = 33
-DIT_RECIPE = TrainConfig(steps=4000, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=800, compile=True,
+DIT_RECIPE = TrainConfig(steps=3700, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=800, compile=True,
                          text_drop=0.1, action_drop=0.1)
 
 
@@ -401,7 +401,7 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
         raise ValueError(f"clip_frames: {spec.clip_frames} gives {latent_frames} latent frames, not whole blocks")
     blocks = latent_frames // spec.frames_per_block
     tokens = (spec.latent_size // spec.dit.patch_size[1]) * (spec.latent_size // spec.dit.patch_size[2])
-    mask = block_causal_mask([spec.frames_per_block] * blocks, tokens)
+    attention = BlockCausalKV([spec.frames_per_block] * blocks, tokens)
     vae = vae.eval().requires_grad_(False).to_channels_last()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = encode_latent_clips(spec, cfg, vae, cache=out_dir / "dit_data.pt")
@@ -420,7 +420,7 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
         x_t = (1 - sigma) * x0 + sigma * noise
         text = model.encode_text(torch.stack([text_table[p] for p in prompts]))
         offset = int(torch.randint(0, spec.dit.rope_max_positions - latent_frames + 1, ()))
-        flow = model(x_t, t, text, DenseKV(mask), frame_offset=offset, actions=clip_actions)
+        flow = model(x_t, t, text, attention, frame_offset=offset, actions=clip_actions)
         weight = (t > 0).float()[:, None, :, None, None]  # clean context blocks carry no loss
         err = (flow.float() - (noise - x0)).pow(2) * weight
         return err.sum() / (weight.sum() * x0.shape[1] * x0.shape[3] * x0.shape[4]).clamp_min(1)
