@@ -352,7 +352,7 @@ def _actions(args: argparse.Namespace, config: EngineConfig, latent_frames: int)
 NO_WORLD_WEIGHTS_NOTICE = (
     "worldcast: NOTE: this build has no trained built-in world model yet (docs/world.md: its training "
     "runs so far did not meet the quality targets, so no weights ship); falling back to the random "
-    "'tiny' preset. Train one with 'worldcast train vae', 'vae-long', 'dit' and pass --model DIR.")
+    "'tiny' preset. Train one with 'worldcast train vae-frames', 'vae', 'vae-long', 'dit' and pass --model DIR.")
 
 
 def _default_model() -> str:

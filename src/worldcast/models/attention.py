@@ -52,8 +52,9 @@ class DenseKV:
 class BlockCausalKV:
     """No cache, block-causal: a block's queries attend to its own tokens and every earlier
     block's. Equal to ``DenseKV(block_causal_mask(...))`` without a window, but computed one
-    query block at a time over the keys it may see, so the masked-out half of the score matrix
-    is never computed — the CPU attention backward is the costliest op of a training step."""
+    query block at a time over the keys it may see, so the masked-out part of the score matrix
+    (a third for three equal blocks) is never computed: on CPU the attention backward is the
+    costliest op of a training step."""
 
     def __init__(self, block_sizes: list[int], tokens_per_frame: int) -> None:
         if not block_sizes or min(block_sizes) <= 0 or tokens_per_frame <= 0:
@@ -68,6 +69,7 @@ class BlockCausalKV:
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if q.shape[1] != self.bounds[-1][1]:
             raise ValueError(f"BlockCausalKV: {q.shape[1]} tokens, the blocks hold {self.bounds[-1][1]}")
+        # q/k/v (B, T, H, D); block i's queries see keys [0, end_i)
         return torch.cat([attention(q[:, start:end], k[:, :end], v[:, :end]) for start, end in self.bounds], dim=1)
 
 
