@@ -66,7 +66,10 @@ def probe(directory: str, clips: int, seed: int = 0) -> dict:
         steps = torch.tensor([0.0] * (L - f) + [t] * f).repeat(clips, 1)
         row = {"timestep": t, "sigma": sigma}
         for name, (context, acts) in variants.items():
-            flow = dit(x, steps, context, DenseKV(mask), frame_offset=0, actions=acts)[:, :, -f:]
+            # a camera-following model's positions come from the same actions: a variant with
+            # other actions is another camera path, not just another action embedding
+            camera = dit.camera_path(acts) if spec.dit.action_camera else None
+            flow = dit(x, steps, context, DenseKV(mask), frame_offset=0, actions=acts, camera=camera)[:, :, -f:]
             row[name] = (x[:, :, -f:] - sigma * flow - target).pow(2).mean().item()
         rows.append(row)
     copy_last = (x0[:, :, -f - 1:-f].expand_as(target) - target).pow(2).mean().item()

@@ -222,4 +222,4 @@ def test_without_shipped_weights_generate_falls_back_to_tiny_and_says_so(tmp_pat
     video = tmp_path / "v.mp4"
     assert main(["generate", "--prompt", "a forest", "--frames", "9", "--out", str(video), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert "no trained built-in world model" in err and "RANDOM weights" in err
+    assert "weights are missing from this install" in err and "RANDOM weights" in err

@@ -350,13 +350,13 @@ def _actions(args: argparse.Namespace, config: EngineConfig, latent_frames: int)
 
 
 NO_WORLD_WEIGHTS_NOTICE = (
-    "worldcast: NOTE: this build has no trained built-in world model yet (docs/world.md: its training "
-    "runs so far did not meet the quality targets, so no weights ship); falling back to the random "
-    "'tiny' preset. Train one with 'worldcast train vae-frames', 'vae', 'vae-long', 'dit' and pass --model DIR.")
+    "worldcast: NOTE: the built-in world model's weights are missing from this install "
+    "(worldcast/world/weights); falling back to the random 'tiny' preset. Reinstall worldcast, or train "
+    "one with 'worldcast train vae-frames', 'vae', 'vae-long', 'dit' and pass --model DIR.")
 
 
 def _default_model() -> str:
-    """The shipped built-in world model, or the random 'tiny' preset (said so) while none ships."""
+    """The shipped built-in world model, or the random 'tiny' preset (said so) if its weights are missing."""
     try:
         return str(default_world_dir())
     except ValueError:
@@ -441,7 +441,7 @@ def _base_model_config(model: str) -> ModelConfig:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """Default model: the shipped built-in world; while none ships, random weights of its
+    """Default model: the shipped built-in world; if its weights are missing, random weights of its
     architecture in a temporary directory (speed does not depend on the weights' values)."""
     if args.model is None:
         try:
@@ -458,8 +458,9 @@ def bench(args: argparse.Namespace) -> int:
 
 
 RANDOM_WORLD_BENCH_NOTICE = (
-    "worldcast: NOTE: no trained built-in world ships yet; benchmarking RANDOM weights of its architecture "
-    "(64x64, MiniLM text, VAE decode): the timings are those of the trained model, the video is noise.")
+    "worldcast: NOTE: the built-in world's weights are missing from this install; benchmarking RANDOM "
+    "weights of its architecture (64x64, MiniLM text, VAE decode): the timings are those of the trained "
+    "model, the video is noise.")
 
 
 def _bench(args: argparse.Namespace, notice: str | None) -> int:

@@ -7,6 +7,7 @@ re-validates user input; shapes elsewhere are derived from these specs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -64,10 +65,15 @@ class ModelConfig:
     # ``actions_per_frame`` discrete actions taken since the previous latent frame.
     num_actions: int = 0
     actions_per_frame: int = 4
+    # Camera-following RoPE (empty = off, as in Wan2.1): per action id, the camera's (row, col)
+    # move per pixel frame in tokens. A latent frame's spatial RoPE positions are offset by the
+    # camera's position there, so ground that stays put keeps its positions as the camera moves.
+    action_camera: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_actions, int) or self.num_actions < 0:
             raise ValueError(f"ModelConfig.num_actions: must be a non-negative integer, got {self.num_actions!r}")
+        self._normalise_action_camera()
         for name in ("actions_per_frame", "dim", "ffn_dim", "num_heads", "num_layers", "freq_dim", "text_dim",
                      "text_len", "in_dim", "out_dim", "rope_max_positions"):
             _positive_int(getattr(self, name), f"ModelConfig.{name}")
@@ -81,6 +87,17 @@ class ModelConfig:
         _require(self.patch_size[0] == 1, "ModelConfig.patch_size",
                  "temporal patch must be 1: a block-causal model caches per latent frame")
         _require(self.eps > 0, "ModelConfig.eps", "must be > 0")
+
+    def _normalise_action_camera(self) -> None:
+        """Validate ``action_camera`` and store it as a tuple of (float, float) (JSON gives lists)."""
+        moves = self.action_camera
+        ok = isinstance(moves, (tuple, list)) and all(
+            isinstance(m, (tuple, list)) and len(m) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                                                 for v in m) for m in moves)
+        _require(ok, "ModelConfig.action_camera", f"must be (row, col) number pairs, got {moves!r}")
+        _require(not moves or len(moves) == self.num_actions, "ModelConfig.action_camera",
+                 f"needs one (row, col) move per action (num_actions={self.num_actions}), got {len(moves)}")
+        object.__setattr__(self, "action_camera", tuple((float(r), float(c)) for r, c in moves))
 
     @property
     def head_dim(self) -> int:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from worldcast.world.quality import Bounds, chunk_stats, chunks, rollout_stats, sharpness
-from worldcast.world.sim import Scene, World, parse_actions, rollout
+from worldcast.world.sim import SPEED, Scene, World, parse_actions, rollout
 
 
 def test_chunks_cover_the_video_in_ten_second_pieces():
@@ -15,7 +15,7 @@ def test_simulator_statistics_and_bounds():
     actions = parse_actions("right*20,none*10,down*20")
     frames = rollout(World(Scene("desert", "day"), seed=3), actions + ["none"])
     stats = chunk_stats(frames, actions)
-    assert stats.speed == pytest.approx(2.0, abs=0.2)  # the camera speed, read back from pixels
+    assert stats.speed == pytest.approx(SPEED, rel=0.1)  # the camera speed, read back from pixels
     bounds = Bounds.from_reference(rollout_stats(frames, actions, seconds=1.0))
     assert all(bounds.check(stats).values())
     blurred = np.repeat(frames.mean(axis=(1, 2), keepdims=True), 64, 1).repeat(64, 2).astype(np.uint8)

@@ -67,3 +67,24 @@ def test_a_directory_from_the_earlier_4x_vae_runs_with_its_own_strides(tmp_path)
     assert world.spec.temporal_stride == 4 and world.spec.context_frames == 6
     frames = world.generate("a top-down view of a forest at day", ["right"] * 8, 9, seed=1)
     assert frames.shape == (9, 64, 64, 3)
+
+
+def test_a_camera_following_world_directory_loads_with_its_positions(tmp_path):
+    import dataclasses
+
+    from worldcast.world.model import WorldModelSpec, spec_for
+    from worldcast.world.sim import SPEED
+    from worldcast.world.train import save_random_world
+
+    spec = WorldModelSpec()
+    # SPEED px per frame over 4 x 2 pixels per token (4 px: half a token, a whole one per latent frame)
+    step = SPEED / 8
+    assert dict(zip(("none", "up", "down", "left", "right"), spec.dit.action_camera)) == {
+        "none": (0.0, 0.0), "up": (-step, 0.0), "down": (step, 0.0), "left": (0.0, -step), "right": (0.0, step)}
+    assert WorldModelSpec(camera_rope=False).dit.action_camera == ()
+    with pytest.raises(ValueError, match="does not match the simulator's camera"):
+        dataclasses.replace(spec, size=128)  # same DiT, twice the pixels per world unit
+    directory = save_random_world(tmp_path / "camera", spec=spec)
+    assert spec_for(directory).camera_rope and spec_for(directory).dit == spec.dit
+    frames = WorldModel(directory).generate("a top-down view of a city at day", ["left"] * 40, 35, seed=1)
+    assert frames.shape == (35, 64, 64, 3)

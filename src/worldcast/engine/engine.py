@@ -183,11 +183,11 @@ class Engine:
             raise ValueError("fork: the session is still committing its given prefix; fork after it")
         request = dataclasses.replace(parent.request, seed=parent.request.seed if seed is None else seed,
                                       actions=parent.request.actions if actions is None else actions)
+        groups = parent.actions if actions is None else self._forked_actions(parent, request)
         child = dataclasses.replace(
             parent, request_id=next(self._ids), request=request, pages=None, host=None, staging=[],
             history=list(parent.history),
-            decoder_state=copy.deepcopy(parent.decoder_state),
-            actions=parent.actions if actions is None else self._action_groups(request, parent.num_frames))
+            decoder_state=copy.deepcopy(parent.decoder_state), actions=groups)
         if seed is None:  # the same future noise as the original's
             child.generator.set_state(parent.generator.get_state())
         self._fit(child)
@@ -335,6 +335,18 @@ class Engine:
                              f"got {max(request.actions)}")
         ids = torch.tensor(request.actions[:needed], dtype=torch.long).view(-1, k)
         return torch.cat([torch.zeros(1, k, dtype=torch.long), ids])
+
+    def _forked_actions(self, parent: Session, request: GenerationRequest) -> torch.Tensor | None:
+        """A fork's grouped actions: new ones may steer only its future; the frames already made
+        (and cached, with positions that may follow the camera) keep the parent's."""
+        groups = self._action_groups(request, parent.num_frames)
+        done = parent.frames_done
+        before = parent.actions if parent.actions is not None else torch.zeros_like(groups)
+        if not torch.equal(groups[:done], before[:done]):
+            pixel_actions = (done - 1) * self.config.model.actions_per_frame
+            raise ValueError(f"actions: a fork keeps its past; the first {pixel_actions} per-pixel-frame actions "
+                             f"must be the original's")
+        return groups
 
     def _run(self, session: Session) -> BlockOutput:
         block_index, frame_start, is_prefix = session.next_block, session.frames_done, session.in_prefix

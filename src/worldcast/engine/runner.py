@@ -127,7 +127,8 @@ class Runner:
             kv = PagedKV(self.storage, context, session.pages.frames(first, first + f))
             timesteps = torch.full((1, f), float(self.schedule.config.context_noise))
             self.model(latents.to(self.model.device, self.model.dtype), timesteps, session.text, kv,
-                       frame_offset=first, actions=session.frame_actions(first, f))
+                       frame_offset=first, actions=session.frame_actions(first, f),
+                       camera=self._camera(session, first, f))
             flops += dit_forward_flops(self.model.config, f * tokens, (len(context) + f) * tokens).total
         spans.append(self._span("recache", start, session))
         return BlockResult(torch.empty(0), spans, flops)
@@ -183,7 +184,20 @@ class Runner:
             x, text = torch.cat([x, x]), inputs.guided_text
             actions = self._with_null_actions(actions, f)
         timesteps = torch.full((x.shape[0], f), t)
-        return self.model(x, timesteps, text, kv, frame_offset=start, actions=actions)
+        return self.model(x, timesteps, text, kv, frame_offset=start, actions=actions,
+                          camera=self._camera(session, start, f))
+
+    def _camera(self, session: Session, start: int, count: int) -> torch.Tensor | None:
+        """(1, count, 2) camera positions of latent frames start .. start + count - 1 for a model
+        whose RoPE follows the camera (None otherwise): the path of the session's own actions
+        from its first frame, so cached keys and new queries agree; both guidance branches share
+        it (one video, one camera)."""
+        if not self.model.config.action_camera:
+            return None
+        actions = session.actions
+        if actions is None:  # no actions given: 'none' throughout
+            actions = torch.zeros(start + count, self.model.config.actions_per_frame, dtype=torch.long)
+        return self.model.camera_path(actions[None, :start + count])[:, start:]
 
     def _with_null_actions(self, actions: torch.Tensor | None, frames: int) -> torch.Tensor | None:
         """(2, f, k) action ids: the block's own (or 'none') for the conditional element,
@@ -205,6 +219,6 @@ class Runner:
         frames = torch.cat([*prefix, x], dim=2)
         timesteps = torch.tensor([self.schedule.config.context_noise] * (sum(sizes) - f) + [t] * f)[None]
         flow = self.model(frames, timesteps, session.text, DenseKV(mask), frame_offset=0,
-                          actions=session.frame_actions(0, sum(sizes)))
+                          actions=session.frame_actions(0, sum(sizes)), camera=self._camera(session, 0, sum(sizes)))
         return flow[:, :, -f:]
 

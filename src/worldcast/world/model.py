@@ -18,7 +18,7 @@ from worldcast.config import ModelConfig, ScheduleConfig
 from worldcast.models.checkpoint import load_into, read_state_dict
 from worldcast.models.wan.dit import CausalWanDiT
 from worldcast.models.wan.vae import VAEConfig, WanVAE
-from worldcast.world.sim import ACTIONS
+from worldcast.world.sim import ACTION_VECTORS, ACTIONS, SPEED, VIEW
 from worldcast.world.text import MINILM_DIM
 
 
@@ -40,11 +40,27 @@ class WorldModelSpec:
         denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler", guidance_scale=3.0))
     frames_per_block: int = 3
     clip_frames: int = 17  # pixel frames per training clip: 9 latent frames = 3 blocks
+    # The DiT's RoPE positions follow the camera (ModelConfig.action_camera, set from the
+    # simulator's speed): why in docs/world.md, "Action conditioning"
+    camera_rope: bool = True
 
     def __post_init__(self) -> None:
         if self.dit.actions_per_frame != self.temporal_stride:
             raise ValueError(f"WorldModelSpec.dit: actions_per_frame must equal the VAE's temporal stride "
                              f"({self.temporal_stride}: one action per pixel frame), got {self.dit.actions_per_frame}")
+        expected = self.camera_moves() if self.camera_rope else ()
+        if self.dit.action_camera != expected:
+            if self.dit.action_camera:
+                raise ValueError(f"WorldModelSpec.dit: action_camera {self.dit.action_camera} does not match the "
+                                 f"simulator's camera ({expected or 'camera_rope=False'})")
+            object.__setattr__(self, "dit", dataclasses.replace(self.dit, action_camera=expected))
+
+    def camera_moves(self) -> tuple[tuple[float, float], ...]:
+        """Per action (``ACTIONS`` order), the camera's (row, col) move per pixel frame in DiT
+        tokens: the simulator's speed in pixels over the pixels a token spans."""
+        pixels = SPEED * self.size / VIEW
+        row_scale, col_scale = (pixels / (self.spatial_stride * patch) for patch in self.dit.patch_size[1:])
+        return tuple((dy * row_scale, dx * col_scale) for dx, dy in (ACTION_VECTORS[a] for a in ACTIONS))
 
     @property
     def spatial_stride(self) -> int:
@@ -82,7 +98,8 @@ def spec_for(directory: str | Path) -> WorldModelSpec:
     base = WorldModelSpec()
     stride = vae.temporal_stride
     return dataclasses.replace(base, vae_temporal_downsample=vae.temporal_downsample, dit=dit,
-                               clip_frames=1 + (base.clip_latent_frames - 1) * stride)
+                               clip_frames=1 + (base.clip_latent_frames - 1) * stride,
+                               camera_rope=bool(dit.action_camera))
 
 
 def read_config(directory: Path, name: str, cls: type):

@@ -17,12 +17,11 @@ from worldcast.world.classifier import SceneClassifier, simulator_frames
 from worldcast.world.evaluate import action_accuracy, estimate_actions, strided_action_accuracy
 from worldcast.world.quality import Bounds, chunks, rollout_stats
 from worldcast.world.runtime import WorldModel
-from worldcast.world.sim import ACTIONS, FPS, Scene, World, random_actions, rollout
+from worldcast.world.sim import ACTIONS, FPS, SPEED, Scene, World, random_actions, rollout
 from worldcast.world.train import HELD_OUT_SEEDS
 
 log = logging.getLogger(__name__)
 
-SPEED = 2.0  # the simulator's camera speed, pixels per frame at 64x64
 EVAL_SEEDS = HELD_OUT_SEEDS + 100_000  # apart from the VAE latent-statistics clips
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 FPS = 16
 VIEW = 64.0  # world units across a frame
+SPEED = 4.0  # camera motion, world units per frame
 
 ACTIONS = ("none", "up", "down", "left", "right")
 ACTION_VECTORS = {"none": (0.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0),
@@ -189,14 +190,14 @@ def parse_actions(text: str) -> list[str]:
     return actions
 
 
-def camera_path(actions: list[str], start: tuple[float, float] = (0.0, 0.0), speed: float = 2.0) -> np.ndarray:
+def camera_path(actions: list[str], start: tuple[float, float] = (0.0, 0.0), speed: float = SPEED) -> np.ndarray:
     """(T, 2) camera positions: frame t shows the world after actions[0..t-1] (frame 0 = start)."""
     steps = np.array([ACTION_VECTORS[a] for a in actions[:-1]], dtype=np.float64).reshape(-1, 2) * speed
     return np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)]) + np.asarray(start)
 
 
 def rollout(world: World, actions: list[str], start: tuple[float, float] = (0.0, 0.0), t0: int = 0,
-            speed: float = 2.0) -> np.ndarray:
+            speed: float = SPEED) -> np.ndarray:
     """Frames (T, size, size, 3) uint8 of a camera driven by ``actions`` (one per frame)."""
     path = camera_path(actions, start, speed)
     return np.stack([world.render(tuple(p), t0 + i) for i, p in enumerate(path)])
@@ -222,7 +223,7 @@ class Clip:
         return self.scene.prompt
 
 
-def sample_clip(seed: int, num_frames: int = 33, size: int = 64, speed: float = 2.0) -> Clip:
+def sample_clip(seed: int, num_frames: int = 33, size: int = 64, speed: float = SPEED) -> Clip:
     """A random clip: scene, world seed, start position, start time and actions from ``seed``
     (any length; the model's VAE takes 1 + (temporal stride) k frames)."""
     if num_frames < 1:

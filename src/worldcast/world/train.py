@@ -413,6 +413,8 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
 
     def loss_fn(step: int) -> torch.Tensor:
         x0, clip_actions, prompts = sample_windows(data, spec, cfg.batch_size)
+        # the camera follows the actions taken, also where their embedding is dropped
+        camera = model.camera_path(clip_actions) if spec.dit.action_camera else None
         prompts, clip_actions = drop_conditions(prompts, clip_actions, cfg)
         t_block = block_timesteps(schedule, blocks, cfg.batch_size, cfg.clean_prob)
         t = t_block.repeat_interleave(spec.frames_per_block, dim=1)  # (B, L)
@@ -421,7 +423,7 @@ def train_dit(spec: WorldModelSpec, cfg: TrainConfig, vae: WanVAE, prompt_embedd
         x_t = (1 - sigma) * x0 + sigma * noise
         text = model.encode_text(torch.stack([text_table[p] for p in prompts]))
         offset = int(torch.randint(0, spec.dit.rope_max_positions - latent_frames + 1, ()))
-        flow = model(x_t, t, text, attention, frame_offset=offset, actions=clip_actions)
+        flow = model(x_t, t, text, attention, frame_offset=offset, actions=clip_actions, camera=camera)
         weight = (t > 0).float()[:, None, :, None, None]  # clean context blocks carry no loss
         err = (flow.float() - (noise - x0)).pow(2) * weight
         return err.sum() / (weight.sum() * x0.shape[1] * x0.shape[3] * x0.shape[4]).clamp_min(1)

@@ -142,8 +142,8 @@ def rope_angles(max_positions: int, pairs: int, theta: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Rope:
-    cos: torch.Tensor  # (T, D/2) float32
-    sin: torch.Tensor  # (T, D/2) float32
+    cos: torch.Tensor  # (T, D/2) float32, or (B, T, D/2) when positions differ per sample
+    sin: torch.Tensor  # same shape as cos
 
 
 def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
@@ -151,7 +151,7 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     B, T, H, D = x.shape
     pairs = x.float().view(B, T, H, D // 2, 2)
     a, b = pairs[..., 0], pairs[..., 1]  # (B, T, H, D/2)
-    cos, sin = rope.cos[None, :, None, :], rope.sin[None, :, None, :]
+    cos, sin = rope.cos.unsqueeze(-2), rope.sin.unsqueeze(-2)  # broadcast over heads (and batch)
     rotated = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)
     return rotated.view(B, T, H, D).to(x.dtype)
 
@@ -328,18 +328,55 @@ class CausalWanDiT(nn.Module):
         context = self.text_embedding(padded.to(self.device, self.dtype))
         return TextContext([block.cross_attn.text_kv(context) for block in self.blocks])
 
-    def rope(self, frame_offset: int, frames: int, height: int, width: int) -> Rope:
-        """Per-token angles for tokens ordered (frame, row, col), frames starting at ``frame_offset``."""
+    def rope(self, frame_offset: int, frames: int, height: int, width: int,
+             camera: torch.Tensor | None = None) -> Rope:
+        """Per-token angles for tokens ordered (frame, row, col), frames starting at ``frame_offset``;
+        with ``camera`` (B, frames, 2), each frame's row/col positions are offset by its camera
+        position (in tokens, fractions allowed), giving (B, T, D/2) angles."""
         f_tab, h_tab, w_tab = self._rope_tables
         if frame_offset + frames > f_tab.shape[0]:
             raise ValueError(f"frame position {frame_offset + frames} exceeds rope_max_positions="
                              f"{f_tab.shape[0]}")
-        angles = torch.cat([
-            f_tab[frame_offset:frame_offset + frames, None, None].expand(frames, height, width, -1),
-            h_tab[None, :height, None].expand(frames, height, width, -1),
-            w_tab[None, None, :width].expand(frames, height, width, -1),
-        ], dim=-1).reshape(frames * height * width, -1)  # (T, D/2)
+        frame_angles = f_tab[frame_offset:frame_offset + frames, None, None].expand(frames, height, width, -1)
+        if camera is None:
+            angles = torch.cat([
+                frame_angles,
+                h_tab[None, :height, None].expand(frames, height, width, -1),
+                w_tab[None, None, :width].expand(frames, height, width, -1),
+            ], dim=-1).reshape(frames * height * width, -1)  # (T, D/2)
+        else:
+            angles = self._camera_angles(frame_angles, camera, height, width)
         return Rope(angles.cos().float().to(self.device), angles.sin().float().to(self.device))
+
+    def _camera_angles(self, frame_angles: torch.Tensor, camera: torch.Tensor, height: int,
+                       width: int) -> torch.Tensor:
+        """(F, h, w, frame pairs) frame angles + (B, F, 2) camera -> (B, T, D/2) angles: the row and
+        column tables' frequencies (their position-1 rows) times the shifted positions."""
+        _, h_tab, w_tab = self._rope_tables
+        B, frames = camera.shape[:2]
+        if camera.shape != (B, frame_angles.shape[0], 2):
+            raise ValueError(f"camera: expected (batch, {frame_angles.shape[0]}, 2) positions, "
+                             f"got {tuple(camera.shape)}")
+        camera = camera.detach().to("cpu", torch.float64)
+        rows = torch.arange(height, dtype=torch.float64)[None, None] + camera[..., 0:1]  # (B, F, h)
+        cols = torch.arange(width, dtype=torch.float64)[None, None] + camera[..., 1:2]  # (B, F, w)
+        shape = (B, frames, height, width, -1)
+        return torch.cat([
+            frame_angles[None].expand(shape),
+            (rows[..., None] * h_tab[1])[:, :, :, None].expand(shape),
+            (cols[..., None] * w_tab[1])[:, :, None, :].expand(shape),
+        ], dim=-1).reshape(B, frames * height * width, -1)
+
+    def camera_path(self, actions: torch.Tensor) -> torch.Tensor:
+        """(B, L, actions_per_frame) action ids of a video's latent frames from its first ->
+        (B, L, 2) float64 camera (row, col) position at each, in tokens (``ModelConfig.action_camera``;
+        NULL_ACTION moves nothing). Only differences between frames matter: RoPE is relative."""
+        if not self.config.action_camera:
+            raise ValueError("camera_path: this model's RoPE does not follow the camera (ModelConfig.action_camera)")
+        table = torch.tensor(self.config.action_camera, dtype=torch.float64)  # (A, 2)
+        ids = actions.to("cpu", torch.long)
+        moves = table[ids.clamp_min(0)] * (ids >= 0)[..., None]  # (B, L, k, 2)
+        return moves.sum(2).cumsum(1)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, F, H, W) -> (B, F, S, dim): the Conv3d patch embedding written as one matmul."""
@@ -379,16 +416,24 @@ class CausalWanDiT(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, text: TextContext,
-                kv: KVSource, frame_offset: int = 0, actions: torch.Tensor | None = None) -> torch.Tensor:
+                kv: KVSource, frame_offset: int = 0, actions: torch.Tensor | None = None,
+                camera: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the flow for latents ``x`` (B, C, F, H, W) with per-frame ``timesteps`` (B, F).
 
         ``frame_offset`` is the absolute index of the first frame (its RoPE position); ``kv``
         supplies what each self-attention layer attends to (see ``models.attention``);
-        ``actions`` (B, F, actions_per_frame) are action ids for action-conditioned models.
+        ``actions`` (B, F, actions_per_frame) are action ids for action-conditioned models;
+        ``camera`` (B or 1, F, 2) the frames' camera positions (``camera_path`` of the video's
+        actions, not of dropped ones), required when ``ModelConfig.action_camera`` is set.
         """
         B, C, Fr, H, W = x.shape
         ph, pw = self.config.patch_size[1:]
-        rope = self.rope(frame_offset, Fr, H // ph, W // pw)
+        if self.config.action_camera and camera is None:
+            raise ValueError("camera: this model's RoPE follows the camera (ModelConfig.action_camera); "
+                             "pass the frames' positions (CausalWanDiT.camera_path)")
+        if camera is not None and camera.shape[0] == 1 and B > 1:
+            camera = camera.expand(B, -1, -1)
+        rope = self.rope(frame_offset, Fr, H // ph, W // pw, camera)
         e, e0 = self.time_conditioning(timesteps, actions)
         h = self.patchify(x).float()  # (B, F, S, dim) residual stream in float32
         for index, block in enumerate(self.blocks):
