@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/worldcast generate --prompt "a top-down view of a forest at dusk" --out out/demo.mp4
+	$(VENV)/bin/worldcast generate --prompt "a top-down view of a ocean at day" --actions "right*40,down*42" --out out/demo.mp4
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
