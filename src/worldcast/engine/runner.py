@@ -30,13 +30,14 @@ class BlockResult:
 class BlockInputs:
     """What every DiT pass over one block shares, worked out once per block: the pages it reads
     (device context, retrieval candidates, offloaded frames) and writes, and with guidance both
-    branches' text context stacked as a batch of two."""
+    branches' text context stacked as a batch of two, and the block's camera positions."""
 
     context: list[int]
     block: list[int]
     candidates: list[int]
     offloaded: OffloadedContext | None
     guided_text: TextContext | None
+    camera: torch.Tensor | None  # (1, f, 2) the block's camera positions (camera-following RoPE)
 
 
 class Runner:
@@ -166,7 +167,9 @@ class Runner:
         if self.guided:
             guided_text = TextContext([(torch.cat([ck, uk]), torch.cat([cv, uv]))
                                        for (ck, cv), (uk, uv) in zip(session.text.kv, session.uncond_text.kv)])
-        return BlockInputs(*session.page_split(), session.retrieval_candidates(), offloaded, guided_text)
+        f = session.current_block_frames
+        return BlockInputs(*session.page_split(), session.retrieval_candidates(), offloaded, guided_text,
+                           self._camera(session, session.frames_done, f))
 
     def _forward(self, session: Session, x: torch.Tensor, t: float, inputs: BlockInputs | None,
                  guided: bool = False) -> torch.Tensor:
@@ -184,8 +187,7 @@ class Runner:
             x, text = torch.cat([x, x]), inputs.guided_text
             actions = self._with_null_actions(actions, f)
         timesteps = torch.full((x.shape[0], f), t)
-        return self.model(x, timesteps, text, kv, frame_offset=start, actions=actions,
-                          camera=self._camera(session, start, f))
+        return self.model(x, timesteps, text, kv, frame_offset=start, actions=actions, camera=inputs.camera)
 
     def _camera(self, session: Session, start: int, count: int) -> torch.Tensor | None:
         """(1, count, 2) camera positions of latent frames start .. start + count - 1 for a model

@@ -41,7 +41,7 @@ class WorldModelSpec:
     frames_per_block: int = 3
     clip_frames: int = 17  # pixel frames per training clip: 9 latent frames = 3 blocks
     # The DiT's RoPE positions follow the camera (ModelConfig.action_camera, set from the
-    # simulator's speed): why in docs/world.md, "Action conditioning"
+    # simulator's speed): why in docs/world.md, "Camera-following RoPE"
     camera_rope: bool = True
 
     def __post_init__(self) -> None:

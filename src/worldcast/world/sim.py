@@ -8,7 +8,7 @@ clips are reproducible and a model's rollout can be compared with the truth.
 
 Coordinates: world units are pixels at ``size`` = 64; a frame of ``size`` pixels shows a
 64x64-unit window, so larger renders show the same view in more detail. Camera motion is
-``speed`` units per frame (2 by default: 32 units per second at 16 fps).
+``speed`` units per frame (``SPEED`` = 4 by default: 64 units, a frame's width, per second at 16 fps).
 """
 
 from __future__ import annotations
