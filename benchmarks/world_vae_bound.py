@@ -19,7 +19,7 @@ import torch
 from worldcast.world.classifier import SceneClassifier
 from worldcast.world.evaluate import action_accuracy
 from worldcast.world.model import load_world_vae
-from worldcast.world.sim import sample_clip
+from worldcast.world.sim import SPEED, sample_clip
 from worldcast.world.train import HELD_OUT_SEEDS
 
 CLIP_SEEDS = HELD_OUT_SEEDS + 700  # apart from the probe's and the VAE statistics' held-out clips
@@ -37,9 +37,9 @@ def bound(directory: str, clips: int, frames: int) -> dict:
         recon = ((y[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()  # (T, H, W, 3)
         rows.append({"psnr_db": 10 * np.log10(4 / (y - x).pow(2).mean().item()),
                      "prompt": classifier.accuracy(recon, clip.scene),
-                     "motion": action_accuracy(recon, clip.actions, speed_pixels=2.0),
+                     "motion": action_accuracy(recon, clip.actions, speed_pixels=SPEED),
                      "prompt_sim": classifier.accuracy(clip.frames, clip.scene),
-                     "motion_sim": action_accuracy(clip.frames, clip.actions, speed_pixels=2.0)})
+                     "motion_sim": action_accuracy(clip.frames, clip.actions, speed_pixels=SPEED)})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return {"model": directory, "clips": clips, "frames": frames, **mean}
 

@@ -11,6 +11,7 @@ correlation; 100% on the simulator's own frames). The table in docs/world.md com
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from worldcast.models.wan.vae import WanVAE
 from worldcast.world.evaluate import action_accuracy
 from worldcast.world.model import WorldModelSpec
-from worldcast.world.sim import sample_clip
+from worldcast.world.sim import SPEED, sample_clip
 from worldcast.world.train import HELD_OUT_SEEDS, VAE_SEEDS, TrainConfig, clip_batch, learning_rate, world_vae_config
 
 
@@ -50,8 +51,11 @@ def main() -> None:
     chosen = {"all": set(range(stages)), "none": set()}.get(args.temporal_downsample)
     if chosen is None:
         chosen = {int(v) - 1 for v in args.temporal_downsample.split(",")}
-    spec = WorldModelSpec(z_dim=args.z_dim, vae_dim_mult=args.dim_mult,
-                          vae_temporal_downsample=tuple(i in chosen for i in range(stages)))
+    downsample = tuple(i in chosen for i in range(stages))
+    base = WorldModelSpec()  # a Wan-style VAE (3-frame kernels, no time packing); a DiT to match it
+    dit = dataclasses.replace(base.dit, in_dim=args.z_dim, out_dim=args.z_dim, actions_per_frame=2 ** sum(downsample))
+    spec = dataclasses.replace(base, z_dim=args.z_dim, vae_dim_mult=args.dim_mult, vae_temporal_downsample=downsample,
+                               vae_temporal_kernel=3, vae_time_pack=1, dit=dit)
     torch.manual_seed(0)
     vae = WanVAE(world_vae_config(spec)).to_channels_last()
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
@@ -88,7 +92,7 @@ def main() -> None:
             y = vae.decode_raw(vae.encode_distribution(x)[0]).clamp(-1, 1)
         psnr.append(10 * np.log10(4 / (y - x).pow(2).mean().item()))
         frames = ((y[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
-        motion.append(action_accuracy(frames, clip.actions, speed_pixels=2.0))
+        motion.append(action_accuracy(frames, clip.actions, speed_pixels=SPEED))
     result = {**{k: v for k, v in vars(args).items() if k != "json"}, "seconds": seconds,
               "seconds_per_step": seconds / args.steps, "psnr_db": float(np.mean(psnr)),
               "motion_accuracy": float(np.mean(motion))}

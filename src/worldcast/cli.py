@@ -131,15 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the built-in world model (VAE, then DiT)",
                            description="With no flags, each stage runs the built-in world's recipe (docs/world.md).")
-    train.add_argument("stage", choices=["vae-frames", "vae", "vae-long", "dit"],
-                       help="run in this order: vae-frames (single frames), vae (short clips), vae-long (long-clip "
-                            "fine-tuning), dit")
+    train.add_argument("stage", choices=["vae", "dit"], help="run in this order: vae (frame-wise autoencoder), dit")
     train.add_argument("--out", type=Path, default=Path("out/world"), help="checkpoints, logs and weights")
     train.add_argument("--steps", type=int, default=None, help="default: the recipe's")
     train.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     train.add_argument("--lr", type=float, default=None, help="peak learning rate; default: the recipe's")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--clip-frames", type=int, default=None, help="VAE training clip length (1 + 4k)")
     train.add_argument("--data-clips", type=int, default=None,
                        help="dit: simulator clips encoded once before training; default: the recipe's")
     train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -352,7 +349,7 @@ def _actions(args: argparse.Namespace, config: EngineConfig, latent_frames: int)
 NO_WORLD_WEIGHTS_NOTICE = (
     "worldcast: NOTE: the built-in world model's weights are missing from this install "
     "(worldcast/world/weights); falling back to the random 'tiny' preset. Reinstall worldcast, or train "
-    "one with 'worldcast train vae-frames', 'vae', 'vae-long', 'dit' and pass --model DIR.")
+    "one with 'worldcast train vae' and 'worldcast train dit' and pass --model DIR.")
 
 
 def _default_model() -> str:
@@ -521,39 +518,20 @@ def _untimed(*_: object) -> Iterator[None]:
 
 def train(args: argparse.Namespace) -> int:
     from worldcast.world.model import load_world_vae
-    from worldcast.world.train import (
-        DIT_RECIPE,
-        VAE_CLIP_FRAMES,
-        VAE_FRAMES_RECIPE,
-        VAE_LONG_CLIP_FRAMES,
-        VAE_LONG_RECIPE,
-        VAE_RECIPE,
-        prompt_embeddings,
-        save_weights,
-        train_dit,
-        train_vae,
-        train_vae_frames,
-        train_vae_long,
-    )
+    from worldcast.world.train import DIT_RECIPE, VAE_RECIPE, prompt_embeddings, save_weights, train_dit, train_vae
 
     spec = WorldModelSpec()
-    recipe = {"vae-frames": VAE_FRAMES_RECIPE, "vae": VAE_RECIPE, "vae-long": VAE_LONG_RECIPE,
-              "dit": DIT_RECIPE}[args.stage]
+    recipe = {"vae": VAE_RECIPE, "dit": DIT_RECIPE}[args.stage]
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "data_clips": args.data_clips, "compile": args.compile}
     cfg = dataclasses.replace(recipe, seed=args.seed, **{k: v for k, v in overrides.items() if v is not None})
-    if args.stage in ("vae-frames", "vae", "vae-long"):
-        if args.stage == "vae-frames":
-            vae = train_vae_frames(spec, cfg, args.out)
-        elif args.stage == "vae":
-            vae = train_vae(spec, cfg, args.out, clip_frames=args.clip_frames or VAE_CLIP_FRAMES)
-        else:
-            vae = train_vae_long(spec, cfg, args.out, clip_frames=args.clip_frames or VAE_LONG_CLIP_FRAMES)
+    if args.stage == "vae":
+        vae = train_vae(spec, cfg, args.out)
         path = save_weights(vae, vae.config, args.out, "vae", dtype=torch.float32)
     else:
-        if not (args.out / "vae_long_checkpoint.pt").exists():
-            raise ValueError(f"train dit: no finished VAE in {args.out}; run 'worldcast train vae-frames', "
-                             f"'worldcast train vae' and 'worldcast train vae-long' first")
+        if not (args.out / "vae.safetensors").exists():
+            raise ValueError(f"train dit: no trained VAE in {args.out}; "
+                             f"run 'worldcast train vae --out {args.out}' first")
         vae = load_world_vae(args.out)
         dit = train_dit(spec, cfg, vae, prompt_embeddings(load_minilm(spec.dit.text_len)), args.out)
         path = save_weights(dit, dit.config, args.out, "dit")

@@ -124,3 +124,71 @@ def test_causal_state_matches_whole_sequence_formulation():
 
 def test_encode_a_single_image():
     assert tiny_vae().encode(torch.rand(1, 3, 1, 16, 16) * 2 - 1).shape == (1, 4, 1, 2, 2)
+
+
+# --- frame-wise VAEs and time packing ----------------------------------------------------------
+
+FRAME_WISE = VAEConfig(dim=8, z_dim=4, dim_mult=(1, 2, 4), temporal_downsample=(False, False), temporal_kernel=1,
+                       time_pack=2, latent_mean=(0.1, -0.2, 0.3, 0.0), latent_std=(1.5, 0.5, 2.0, 1.0))
+
+
+def frame_wise_vae(seed=0):
+    torch.manual_seed(seed)
+    vae = WanVAE(FRAME_WISE).eval()
+    for p in vae.parameters():
+        p.data.normal_(0, 0.3)
+    return vae
+
+
+def test_time_packing_round_trips_and_stacks_frames_along_channels():
+    from worldcast.models.wan.vae import pack_time, unpack_time
+
+    z = torch.randn(2, 3, 7, 4, 5)  # 1 + 2 * 3 frames
+    packed = pack_time(z, 2)
+    assert packed.shape == (2, 6, 4, 4, 5)
+    torch.testing.assert_close(packed[:, :3, 0], z[:, :, 0])  # frame 0 with a copy of itself
+    torch.testing.assert_close(packed[:, 3:, 0], z[:, :, 0])
+    torch.testing.assert_close(packed[:, :3, 2], z[:, :, 3])  # latent frame 2 = frames 3 and 4
+    torch.testing.assert_close(packed[:, 3:, 2], z[:, :, 4])
+    assert torch.equal(unpack_time(packed, 2, first=True), z)
+    assert torch.equal(unpack_time(packed[:, :, 2:], 2, first=False), z[:, :, 3:])
+
+
+def test_a_frame_wise_vae_has_no_history_and_codes_each_frame_alone():
+    vae = frame_wise_vae()
+    assert vae.frame_wise and (vae._encoder_slots, vae._decoder_slots) == (0, 0)
+    assert vae.state_dict()["decoder.conv1.weight"].shape == (32, 4, 1, 3, 3)
+    assert (vae.temporal_stride, FRAME_WISE.latent_channels) == (2, 8)
+    video = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    alone = torch.cat([vae.encode_distribution(video[:, :, i:i + 1])[0] for i in range(9)], dim=2)
+    torch.testing.assert_close(vae.encode_distribution(video)[0], alone)
+    latents = vae.encode(video)
+    assert latents.shape == (1, 8, 5, 4, 4)
+    frames = vae.decode(latents)
+    assert frames.shape == (1, 3, 9, 16, 16)
+    mean, std = vae.latent_stats
+    own = vae.encode_distribution(video)[0]  # the VAE's own (unpacked, un-normalised) latents
+    for i in (0, 4, 8):  # every pixel frame decodes from its own latent frame
+        single = vae.decoder(vae.conv2(own[:, :, i:i + 1]), vae.new_decode_state().causal).clamp(-1, 1)
+        torch.testing.assert_close(frames[:, :, i:i + 1], single, atol=1e-5, rtol=1e-5)
+
+
+def test_a_packed_video_streams_block_by_block_like_at_once():
+    vae = frame_wise_vae(seed=1)
+    latents = torch.randn(1, 8, 7, 3, 4)
+    full = vae.decode(latents)
+    assert full.shape == (1, 3, 13, 12, 16)
+    state = vae.new_decode_state()
+    blocks = [vae.decode_block(latents[:, :, i:i + 3], state) for i in (0, 3, 6)]
+    assert [b.shape[2] for b in blocks] == [5, 6, 2]
+    torch.testing.assert_close(torch.cat(blocks, dim=2), full)
+    assert (state.latent_frames, state.pixel_frames) == (7, 13) == (7, vae.pixel_frames(7))
+
+
+def test_frame_wise_settings_are_validated():
+    with pytest.raises(ValueError, match="VAEConfig.temporal_kernel"):
+        VAEConfig(temporal_kernel=2)
+    with pytest.raises(ValueError, match="VAEConfig.temporal_downsample: a frame-wise VAE"):
+        VAEConfig(temporal_kernel=1)  # Wan's default downsamples time twice
+    with pytest.raises(ValueError, match="VAEConfig.time_pack"):
+        VAEConfig(time_pack=0)

@@ -61,12 +61,19 @@ def test_a_directory_from_the_earlier_4x_vae_runs_with_its_own_strides(tmp_path)
     from worldcast.world.train import save_random_world
 
     base = WorldModelSpec()
-    old = dataclasses.replace(base, vae_temporal_downsample=(True, True), clip_frames=33,
-                              dit=dataclasses.replace(base.dit, actions_per_frame=4))
+    dit = dataclasses.replace(base.dit, actions_per_frame=4, in_dim=8, out_dim=8)
+    old = dataclasses.replace(base, vae_temporal_downsample=(True, True), vae_temporal_kernel=3, vae_time_pack=1,
+                              clip_frames=33, dit=dit)
     world = WorldModel(save_random_world(tmp_path / "old", spec=old), WorldSettings(guidance=1.0))
     assert world.spec.temporal_stride == 4 and world.spec.context_frames == 6
+    assert not world.vae.frame_wise and world.vae.config.time_pack == 1
     frames = world.generate("a top-down view of a forest at day", ["right"] * 8, 9, seed=1)
     assert frames.shape == (9, 64, 64, 3)
+
+
+def test_the_default_world_packs_frame_wise_latents_in_pairs(world):
+    assert world.vae.frame_wise and world.spec.temporal_stride == 2 and world.vae.config.time_pack == 2
+    assert world.dit.config.in_dim == 2 * world.spec.z_dim
 
 
 def test_a_camera_following_world_directory_loads_with_its_positions(tmp_path):

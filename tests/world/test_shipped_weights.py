@@ -31,6 +31,7 @@ def test_the_shipped_configs_are_the_world_spec():
     assert read_config(WEIGHTS_DIR, "dit", ModelConfig) == spec.dit
     vae = read_config(WEIGHTS_DIR, "vae", VAEConfig)
     assert vae.temporal_downsample == spec.vae_temporal_downsample and vae.z_dim == spec.z_dim
+    assert (vae.temporal_kernel, vae.time_pack) == (spec.vae_temporal_kernel, spec.vae_time_pack)
     assert json.loads((WEIGHTS_DIR / "vae.json").read_text())["latent_std"] != [1.0] * spec.z_dim  # measured
 
 

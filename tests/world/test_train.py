@@ -13,11 +13,10 @@ from worldcast.world.train import (
     sample_windows,
     train_dit,
     train_vae,
-    train_vae_long,
 )
 
 SPEC = WorldModelSpec(size=32, vae_dim=4, z_dim=4, dit=dataclasses.replace(
-    TINY, in_dim=4, out_dim=4, num_actions=5, actions_per_frame=2, text_dim=8, text_len=4), clip_frames=17)
+    TINY, in_dim=8, out_dim=8, num_actions=5, actions_per_frame=2, text_dim=8, text_len=4), clip_frames=17)
 
 
 def _rows(path):
@@ -32,40 +31,26 @@ def test_group_actions_matches_the_engine_rule():
 
 
 def test_vae_training_runs_logs_and_resumes(tmp_path):
-    vae = train_vae(SPEC, TrainConfig(steps=2, batch_size=1, checkpoint_every=1), tmp_path, clip_frames=5)
+    vae = train_vae(SPEC, TrainConfig(steps=2, batch_size=1, checkpoint_every=1), tmp_path)
     assert len(_rows(tmp_path / "vae_loss.csv")) == 2
     assert (tmp_path / "vae_checkpoint.pt").exists()
     assert len(vae.config.latent_std) == 4 and min(vae.config.latent_std) > 0
-    train_vae(SPEC, TrainConfig(steps=3, batch_size=1, checkpoint_every=1), tmp_path, clip_frames=5)
+    assert vae.frame_wise and vae.config.latent_channels == SPEC.dit.in_dim
+    train_vae(SPEC, TrainConfig(steps=3, batch_size=1, checkpoint_every=1), tmp_path)
     assert [int(r["step"]) for r in _rows(tmp_path / "vae_loss.csv")] == [1, 2, 3]  # resumed at 2
 
 
-def test_clip_phase_starts_from_the_single_frame_phase(tmp_path):
-    from worldcast.world.train import train_vae_frames
-
-    phase0 = train_vae_frames(SPEC, TrainConfig(steps=2, batch_size=2, sample_latents=False), tmp_path)
-    assert len(_rows(tmp_path / "vae_frames_loss.csv")) == 2
-    # zero learning rate: phase 1 must hand back exactly the weights it started from
-    phase1 = train_vae(SPEC, TrainConfig(steps=1, batch_size=1, lr=1e-12, warmup_steps=0), tmp_path, clip_frames=5)
-    before, after = phase0.state_dict(), phase1.state_dict()
-    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
-
-
-def test_long_clip_phase_starts_from_phase_one(tmp_path):
+def test_vae_training_refuses_a_vae_that_compresses_time(tmp_path):
     import pytest
 
-    with pytest.raises(ValueError, match="run 'worldcast train vae' first"):
-        train_vae_long(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=9)
-    phase1 = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
-    phase2 = train_vae_long(SPEC, TrainConfig(steps=1, batch_size=1, lr=1e-3), tmp_path, clip_frames=9)
-    assert len(_rows(tmp_path / "vae_long_loss.csv")) == 1 and (tmp_path / "vae_long_checkpoint.pt").exists()
-    before, after = phase1.state_dict(), phase2.state_dict()
-    assert all(before[k].shape == after[k].shape for k in before)
-    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained
+    temporal = dataclasses.replace(SPEC, vae_temporal_kernel=3, vae_temporal_downsample=(False, True), vae_time_pack=1,
+                                   dit=dataclasses.replace(SPEC.dit, in_dim=4, out_dim=4))
+    with pytest.raises(ValueError, match="train vae: trains frame-wise VAEs"):
+        train_vae(temporal, TrainConfig(steps=1, batch_size=1), tmp_path)
 
 
 def test_dit_training_runs_with_actions_and_text(tmp_path):
-    vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
+    vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path)
     from worldcast.world.sim import Scene
     embeds = {scene.prompt: torch.randn(3, 8) for scene in Scene.all()}
     model = train_dit(SPEC, TrainConfig(steps=2, batch_size=2, data_clips=3, data_windows=2), vae, embeds, tmp_path)
@@ -111,19 +96,19 @@ def test_bad_training_config_names_the_field():
 
 
 def test_dit_clips_are_encoded_once_and_cut_into_block_aligned_windows(tmp_path):
-    vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path, clip_frames=5)
+    vae = train_vae(SPEC, TrainConfig(steps=1, batch_size=1), tmp_path)
     cfg = TrainConfig(steps=1, data_clips=3, data_windows=3)
     cache = tmp_path / "dit_data.pt"
     data = encode_latent_clips(SPEC, cfg, vae, cache=cache, batch=2)
     latent_frames = SPEC.clip_latent_frames + 2 * SPEC.frames_per_block  # three windows
-    assert data.latents.shape[:3] == (3, 4, latent_frames) and data.actions.shape[:2] == (3, latent_frames)
+    assert data.latents.shape[:3] == (3, 8, latent_frames) and data.actions.shape[:2] == (3, latent_frames)
     assert len(data.prompts) == 3 and data.actions[:, 0].eq(0).all()  # the first latent: no move yet
     stamp = cache.stat().st_mtime_ns
     again = encode_latent_clips(SPEC, cfg, vae, cache=cache)
     assert torch.equal(again.latents, data.latents) and cache.stat().st_mtime_ns == stamp  # reused
     torch.manual_seed(0)
     x0, actions, prompts = sample_windows(data, SPEC, batch=64)
-    assert x0.shape == (64, 4, SPEC.clip_latent_frames, 8, 8) and len(prompts) == 64
+    assert x0.shape == (64, 8, SPEC.clip_latent_frames, 8, 8) and len(prompts) == 64
     windows = {w: data.latents[:, :, w * SPEC.frames_per_block:][:, :, :SPEC.clip_latent_frames].float()
                for w in range(3)}
     found = {w for b in range(64) for w, lat in windows.items() if any(torch.equal(x0[b], c) for c in lat)}

@@ -1,8 +1,9 @@
 """The built-in world model: a scaled-down Wan VAE and causal DiT, conditioned on MiniLM text
 and on the camera actions of the procedural world.
 
-Sizes are chosen for a 2-core CPU: 64x64 pixels at 16 fps; the VAE compresses 2x in time and 4x
-in space (16x16 latents, 8 channels), the DiT sees 8x8 = 64 tokens per latent frame.
+Sizes are chosen for a 2-core CPU: 64x64 pixels at 16 fps; the VAE encodes each frame on its own,
+4x in space (16x16 latents, 8 channels), and packs pairs of frames into one 16-channel latent
+frame (2x in time); the DiT sees 8x8 = 64 tokens per latent frame.
 """
 
 from __future__ import annotations
@@ -28,16 +29,20 @@ class WorldModelSpec:
     vae_dim: int = 16
     z_dim: int = 8
     vae_dim_mult: tuple[int, ...] = (1, 2, 4)
-    # 2x in time: with 4x the decoder could not spread a latent frame's camera motion over its
-    # pixel frames (docs/world.md, "The VAE is the ceiling")
-    vae_temporal_downsample: tuple[bool, ...] = (False, True)
+    # A frame-wise VAE (an image autoencoder in Wan's layout) whose latent frames are packed in
+    # pairs: 2x in time, losslessly. A VAE that compresses time itself blurred the camera's motion
+    # between the frames of a latent frame (docs/world.md, "A frame-wise VAE")
+    vae_temporal_downsample: tuple[bool, ...] = (False, False)
+    vae_temporal_kernel: int = 1
+    vae_time_pack: int = 2
     dit: ModelConfig = field(default_factory=lambda: ModelConfig(
         dim=256, ffn_dim=1024, num_heads=4, num_layers=6, freq_dim=128, text_dim=MINILM_DIM, text_len=16,
-        in_dim=8, out_dim=8, num_actions=len(ACTIONS), actions_per_frame=2))
+        in_dim=16, out_dim=16, num_actions=len(ACTIONS), actions_per_frame=2))
     # Euler steps: the DiT is trained by plain flow matching, not distilled (docs/world.md)
-    # and sampled with classifier-free guidance (the recipe drops prompt and actions for it)
+    # and sampled with mild classifier-free guidance (the recipe drops prompt and actions for
+    # it); stronger guidance pushed the forest and the city into false colours (docs/world.md)
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
-        denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler", guidance_scale=3.0))
+        denoising_steps=(1000, 750, 500, 250), warp=True, shift=3.0, sampler="euler", guidance_scale=1.25))
     frames_per_block: int = 3
     clip_frames: int = 17  # pixel frames per training clip: 9 latent frames = 3 blocks
     # The DiT's RoPE positions follow the camera (ModelConfig.action_camera, set from the
@@ -45,6 +50,11 @@ class WorldModelSpec:
     camera_rope: bool = True
 
     def __post_init__(self) -> None:
+        channels = self.z_dim * self.vae_time_pack
+        if (self.dit.in_dim, self.dit.out_dim) != (channels, channels):
+            raise ValueError(f"WorldModelSpec.dit: in_dim and out_dim must be the VAE's latent channels "
+                             f"({self.z_dim} x time pack {self.vae_time_pack} = {channels}), "
+                             f"got {self.dit.in_dim} and {self.dit.out_dim}")
         if self.dit.actions_per_frame != self.temporal_stride:
             raise ValueError(f"WorldModelSpec.dit: actions_per_frame must equal the VAE's temporal stride "
                              f"({self.temporal_stride}: one action per pixel frame), got {self.dit.actions_per_frame}")
@@ -68,7 +78,7 @@ class WorldModelSpec:
 
     @property
     def temporal_stride(self) -> int:
-        return 2 ** sum(self.vae_temporal_downsample)
+        return 2 ** sum(self.vae_temporal_downsample) * self.vae_time_pack
 
     @property
     def latent_size(self) -> int:
@@ -92,12 +102,14 @@ def is_world_model_dir(path: str | Path) -> bool:
 
 def spec_for(directory: str | Path) -> WorldModelSpec:
     """The spec a 'worldcast train' directory was made with, as far as its files say: the VAE's
-    temporal compression (``vae.json``) and the DiT (``dit.json``); earlier runs used a 4x VAE."""
+    handling of time (``vae.json``) and the DiT (``dit.json``); earlier runs used VAEs that
+    compressed time themselves (4x, then 2x)."""
     directory = Path(directory)
     vae, dit = read_config(directory, "vae", VAEConfig), read_config(directory, "dit", ModelConfig)
     base = WorldModelSpec()
     stride = vae.temporal_stride
-    return dataclasses.replace(base, vae_temporal_downsample=vae.temporal_downsample, dit=dit,
+    return dataclasses.replace(base, vae_temporal_downsample=vae.temporal_downsample,
+                               vae_temporal_kernel=vae.temporal_kernel, vae_time_pack=vae.time_pack, dit=dit,
                                clip_frames=1 + (base.clip_latent_frames - 1) * stride,
                                camera_rope=bool(dit.action_camera))
 

@@ -32,7 +32,7 @@ def default_world_dir() -> Path:
     """The shipped weights, or a ValueError saying how to make them."""
     if not is_world_model_dir(WEIGHTS_DIR):
         raise ValueError(f"model: the built-in world's weights are missing from {WEIGHTS_DIR}; train them with "
-                         f"'worldcast train vae-frames', 'vae', 'vae-long' and 'dit' (see docs/world.md) "
+                         f"'worldcast train vae' and 'worldcast train dit' (see docs/world.md) "
                          f"or pass --model")
     return WEIGHTS_DIR
 

@@ -85,19 +85,11 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: must be in [0, 1), got {getattr(self, name)}")
 
 
-# The built-in world's recipe (``worldcast train vae|vae-long|dit`` with no flags runs these),
-# sized so that all stages together take under an hour on a 2-core CPU. Its runs so far missed the
-# quality targets (docs/world.md), so it is the starting point for the next one, not a result.
-# The VAE is a plain (deterministic) autoencoder trained as a curriculum: single frames first
-# (cheap steps in which it learns colours and shapes), then short clips (the temporal path), then
-# long clips (a stationary streaming decoder); see docs/world.md for why.
-VAE_FRAMES_RECIPE = TrainConfig(steps=2000, batch_size=8, lr=2e-3, sample_latents=False, kl_weight=0.0)
-VAE_RECIPE = TrainConfig(steps=600, batch_size=4, lr=1e-3, sample_latents=False, kl_weight=0.0)
-VAE_CLIP_FRAMES = 9
-VAE_LONG_RECIPE = TrainConfig(steps=400, batch_size=1, lr=3e-4, warmup_steps=20, sample_latents=False, kl_weight=0.0)
-VAE_LONG_CLIP_FRAMES = 33
-# 3,700 DiT steps: what fits the hour after the VAE phases (the fifth run took 54.7 minutes in all)
-DIT_RECIPE = TrainConfig(steps=3700, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=800, compile=True,
+# The built-in world's recipe (``worldcast train vae|dit`` with no flags runs these), sized so
+# that both stages together take under an hour on a 2-core CPU (docs/world.md). The VAE is a
+# plain (deterministic) frame-wise autoencoder; the hour goes mostly to the DiT.
+VAE_RECIPE = TrainConfig(steps=2000, batch_size=8, lr=2e-3, sample_latents=False, kl_weight=0.0)
+DIT_RECIPE = TrainConfig(steps=6500, batch_size=4, lr=6e-4, clean_prob=0.4, data_clips=1200, compile=True,
                          text_drop=0.1, action_drop=0.1)
 
 
@@ -211,7 +203,8 @@ def _loop(name: str, out_dir: Path, model: torch.nn.Module, cfg: TrainConfig, lo
 
 def world_vae_config(spec: WorldModelSpec) -> VAEConfig:
     return VAEConfig(dim=spec.vae_dim, z_dim=spec.z_dim, dim_mult=spec.vae_dim_mult,
-                     temporal_downsample=spec.vae_temporal_downsample,
+                     temporal_downsample=spec.vae_temporal_downsample, temporal_kernel=spec.vae_temporal_kernel,
+                     time_pack=spec.vae_time_pack,
                      latent_mean=(0.0,) * spec.z_dim, latent_std=(1.0,) * spec.z_dim)
 
 
@@ -225,62 +218,24 @@ def _vae_loss(vae: WanVAE, pixels: torch.Tensor, cfg: TrainConfig) -> torch.Tens
     return loss
 
 
-def train_vae_frames(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path) -> WanVAE:
-    """Phase 0: reconstruction of single frames. A frame costs about an eighth of a 9-frame
-    clip step, and this is where the VAE learns colours and shapes; its temporal path stays
-    untrained (clips reconstruct badly until phase 1)."""
+def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path) -> WanVAE:
+    """Reconstruction (L1 + MSE, plus ``kl_weight`` x KL) of single simulator frames. The world's
+    VAE is frame-wise, so a frame is all it ever sees: clips would give the same loss at a
+    multiple of the cost. Returns the VAE with per-channel latent statistics measured on
+    held-out clips (the DiT then sees unit-variance latents)."""
+    vae_config = world_vae_config(spec)
+    if vae_config.temporal_kernel != 1 or any(vae_config.temporal_downsample):
+        raise ValueError("train vae: trains frame-wise VAEs (WorldModelSpec.vae_temporal_kernel=1, no temporal "
+                         "downsampling); the curriculum for VAEs that compress time is in docs/world.md's history")
     torch.manual_seed(cfg.seed)
-    vae = WanVAE(world_vae_config(spec)).to_channels_last()
+    vae = WanVAE(vae_config).to_channels_last()
 
     def loss_fn(step: int) -> torch.Tensor:
         seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + 7_000_000 + step * cfg.batch_size + i
                  for i in range(cfg.batch_size)]
         return _vae_loss(vae, clip_batch(spec, seeds, 1)[0], cfg)
 
-    _loop("vae_frames", out_dir, vae, cfg, loss_fn)
-    return with_latent_stats(vae, spec)
-
-
-def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path, clip_frames: int = VAE_CLIP_FRAMES) -> WanVAE:
-    """Phase 1: reconstruction (L1 + MSE, plus ``kl_weight`` x KL) on short clips, starting from
-    phase 0's single-frame VAE when ``out_dir`` has one; returns the VAE with per-channel latent
-    statistics measured on held-out clips (the DiT then sees unit-variance latents)."""
-    torch.manual_seed(cfg.seed)
-    vae = WanVAE(world_vae_config(spec)).to_channels_last()
-    phase0 = out_dir / "vae_frames_checkpoint.pt"
-    if phase0.exists():
-        vae.load_state_dict(torch.load(phase0, map_location="cpu", weights_only=True)["model"])
-    else:
-        log.warning("train vae: no single-frame phase in %s ('worldcast train vae-frames'); starting from scratch",
-                    out_dir)
-
-    def loss_fn(step: int) -> torch.Tensor:
-        seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + step * cfg.batch_size + i for i in range(cfg.batch_size)]
-        return _vae_loss(vae, clip_batch(spec, seeds, clip_frames)[0], cfg)
-
     _loop("vae", out_dir, vae, cfg, loss_fn)
-    return with_latent_stats(vae, spec)
-
-
-def train_vae_long(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path,
-                   clip_frames: int = VAE_LONG_CLIP_FRAMES) -> WanVAE:
-    """Phase 2: the phase-1 VAE fine-tuned on long clips. Trained only on short clips, the
-    causal convolutions' carried state drifts once a video runs past the training length
-    (reconstructions fall from ~26 dB to ~9 dB PSNR within 20 frames); a few hundred steps on
-    long clips make the decoder stationary, so it holds its quality for minutes."""
-    phase1 = out_dir / "vae_checkpoint.pt"
-    if not phase1.exists():
-        raise ValueError(f"train vae-long: no phase-1 checkpoint at {phase1}; run 'worldcast train vae' first")
-    torch.manual_seed(cfg.seed)
-    vae = WanVAE(world_vae_config(spec)).to_channels_last()
-    vae.load_state_dict(torch.load(phase1, map_location="cpu", weights_only=True)["model"])
-
-    def loss_fn(step: int) -> torch.Tensor:
-        seeds = [VAE_SEEDS + cfg.seed * 10_000_000 + 5_000_000 + step * cfg.batch_size + i
-                 for i in range(cfg.batch_size)]
-        return _vae_loss(vae, clip_batch(spec, seeds, clip_frames)[0], cfg)
-
-    _loop("vae_long", out_dir, vae, cfg, loss_fn)
     return with_latent_stats(vae, spec)
 
 

@@ -16,6 +16,13 @@ their time conv, which is why 1 latent frame decodes to 1 pixel frame and 1 + 4k
 encode to 1 + k latent frames. Later chunks run the time conv with zero history (upsampling) or
 with the first frame as history (downsampling).
 
+Frame-wise VAEs and time packing (not in Wan; for small world models). With
+``temporal_kernel=1`` and no temporal downsampling every convolution sees one frame: the VAE is
+an image autoencoder in Wan's layout, frames are independent, and nothing is carried between
+chunks. ``time_pack=p`` then stacks p consecutive latent frames along the channels (frame 0 is
+stacked with copies of itself), a lossless 1 + pk -> 1 + k compression in time, so the model
+downstream sees ``z_dim * p`` channels and a temporal stride of p.
+
 Shapes: B batch, C channels, T frames, H/W pixels; h/w latent (H/8, W/8). Pixels in [-1, 1].
 """
 
@@ -44,29 +51,69 @@ class VAEConfig:
     dim_mult: tuple[int, ...] = (1, 2, 4, 4)
     num_res_blocks: int = 2
     temporal_downsample: tuple[bool, ...] = (False, True, True)
+    temporal_kernel: int = 3  # 1: a frame-wise VAE (every conv sees one frame)
+    time_pack: int = 1  # latent frames stacked along channels (see the module docstring)
     latent_mean: tuple[float, ...] = WAN21_LATENT_MEAN
     latent_std: tuple[float, ...] = WAN21_LATENT_STD
 
     def __post_init__(self) -> None:
-        for name in ("dim", "z_dim", "num_res_blocks"):
+        for name in ("dim", "z_dim", "num_res_blocks", "time_pack"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"VAEConfig.{name}: must be a positive integer, got {value!r}")
         if len(self.temporal_downsample) != len(self.dim_mult) - 1:
             raise ValueError(f"VAEConfig.temporal_downsample: needs {len(self.dim_mult) - 1} entries "
                              f"(one per downsampling stage), got {len(self.temporal_downsample)}")
+        if self.temporal_kernel not in (1, 3):
+            raise ValueError(f"VAEConfig.temporal_kernel: must be 3 (Wan) or 1 (frame-wise), "
+                             f"got {self.temporal_kernel!r}")
+        if self.temporal_kernel == 1 and any(self.temporal_downsample):
+            raise ValueError("VAEConfig.temporal_downsample: a frame-wise VAE (temporal_kernel=1) cannot downsample "
+                             "time; compress it with time_pack instead")
         if len(self.latent_mean) != self.z_dim or len(self.latent_std) != self.z_dim:
             raise ValueError(f"VAEConfig.latent_mean/latent_std: need {self.z_dim} values each")
         if any(s <= 0 for s in self.latent_std):
             raise ValueError("VAEConfig.latent_std: must be positive")
 
     @property
-    def temporal_stride(self) -> int:
+    def temporal_compression(self) -> int:
+        """Pixel frames per latent frame of the convolutions (before time packing)."""
         return 2 ** sum(self.temporal_downsample)
+
+    @property
+    def temporal_stride(self) -> int:
+        """Pixel frames per latent frame as the model downstream sees them."""
+        return self.temporal_compression * self.time_pack
 
     @property
     def spatial_stride(self) -> int:
         return 2 ** (len(self.dim_mult) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of a latent frame as the model downstream sees them."""
+        return self.z_dim * self.time_pack
+
+
+def pack_time(z: torch.Tensor, pack: int) -> torch.Tensor:
+    """(B, C, 1 + pack*k, h, w) -> (B, pack*C, 1 + k, h, w): frame 0 stacked with copies of
+    itself, then every ``pack`` consecutive frames stacked along channels (frame-major)."""
+    if pack == 1:
+        return z
+    B, C, T, h, w = z.shape
+    first = z[:, :, :1].repeat(1, pack, 1, 1, 1)  # (B, pack*C, 1, h, w)
+    rest = z[:, :, 1:].reshape(B, C, (T - 1) // pack, pack, h, w).permute(0, 3, 1, 2, 4, 5)
+    return torch.cat([first, rest.reshape(B, pack * C, (T - 1) // pack, h, w)], dim=2)
+
+
+def unpack_time(z: torch.Tensor, pack: int, first: bool) -> torch.Tensor:
+    """Inverse of ``pack_time`` for a stretch of a video: (B, pack*C, k, h, w) -> (B, C, T, h, w)
+    with T = pack*k, or 1 + pack*(k - 1) when the stretch starts the video (``first``)."""
+    if pack == 1:
+        return z
+    B, PC, k, h, w = z.shape
+    frames = z.reshape(B, pack, PC // pack, k, h, w).permute(0, 2, 3, 1, 4, 5).reshape(B, PC // pack, k * pack, h, w)
+    return frames[:, :, pack - 1:] if first else frames  # the video's first frame: its last copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,13 +252,18 @@ class Resample(nn.Module):
         return self.time_conv(torch.cat([previous, x], dim=2))  # stride 2: 1 + 2n frames -> n
 
 
+def _conv3(in_dim: int, out_dim: int, temporal_kernel: int) -> CausalConv3d:
+    """3x3 in space, ``temporal_kernel`` (3 or 1) causal frames in time."""
+    return CausalConv3d(in_dim, out_dim, (temporal_kernel, 3, 3), padding=(temporal_kernel // 2, 1, 1))
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, temporal_kernel: int = 3) -> None:
         super().__init__()
         self.residual = nn.Sequential(
-            RMSNorm(in_dim, images=False), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1),
+            RMSNorm(in_dim, images=False), nn.SiLU(), _conv3(in_dim, out_dim, temporal_kernel),
             RMSNorm(out_dim, images=False), nn.SiLU(), nn.Dropout(0.0),
-            CausalConv3d(out_dim, out_dim, 3, padding=1))
+            _conv3(out_dim, out_dim, temporal_kernel))
         self.shortcut = CausalConv3d(in_dim, out_dim, 1) if in_dim != out_dim else nn.Identity()
 
     def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
@@ -248,8 +300,8 @@ def _run(layers: nn.Sequential, x: torch.Tensor, state: CausalState) -> torch.Te
 
 
 class Head(nn.Sequential):
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__(RMSNorm(in_dim, images=False), nn.SiLU(), CausalConv3d(in_dim, out_dim, 3, padding=1))
+    def __init__(self, in_dim: int, out_dim: int, temporal_kernel: int = 3) -> None:
+        super().__init__(RMSNorm(in_dim, images=False), nn.SiLU(), _conv3(in_dim, out_dim, temporal_kernel))
 
     def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
         return self[2](self[1](self[0](x)), state)
@@ -263,18 +315,19 @@ class Encoder3d(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         dims = [cfg.dim * m for m in (1, *cfg.dim_mult)]
-        self.conv1 = CausalConv3d(3, dims[0], 3, padding=1)
+        kt = cfg.temporal_kernel
+        self.conv1 = _conv3(3, dims[0], kt)
         layers: list[nn.Module] = []
         for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
             for _ in range(cfg.num_res_blocks):
-                layers.append(ResidualBlock(in_dim, out_dim))
+                layers.append(ResidualBlock(in_dim, out_dim, kt))
                 in_dim = out_dim
             if i < len(cfg.dim_mult) - 1:
                 layers.append(Resample(out_dim, "downsample3d" if cfg.temporal_downsample[i] else "downsample2d"))
         self.downsamples = nn.Sequential(*layers)
-        self.middle = nn.Sequential(ResidualBlock(dims[-1], dims[-1]), AttentionBlock(dims[-1]),
-                                    ResidualBlock(dims[-1], dims[-1]))
-        self.head = Head(dims[-1], cfg.z_dim * 2)
+        self.middle = nn.Sequential(ResidualBlock(dims[-1], dims[-1], kt), AttentionBlock(dims[-1]),
+                                    ResidualBlock(dims[-1], dims[-1], kt))
+        self.head = Head(dims[-1], cfg.z_dim * 2, kt)
 
     def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
         x = self.conv1(x, state)
@@ -288,20 +341,21 @@ class Decoder3d(nn.Module):
         mult = cfg.dim_mult
         dims = [cfg.dim * m for m in (mult[-1], *mult[::-1])]
         temporal_upsample = cfg.temporal_downsample[::-1]
-        self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3, padding=1)
-        self.middle = nn.Sequential(ResidualBlock(dims[0], dims[0]), AttentionBlock(dims[0]),
-                                    ResidualBlock(dims[0], dims[0]))
+        kt = cfg.temporal_kernel
+        self.conv1 = _conv3(cfg.z_dim, dims[0], kt)
+        self.middle = nn.Sequential(ResidualBlock(dims[0], dims[0], kt), AttentionBlock(dims[0]),
+                                    ResidualBlock(dims[0], dims[0], kt))
         layers: list[nn.Module] = []
         for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
             if i > 0:
                 in_dim //= 2  # the previous Resample halved the channels
             for _ in range(cfg.num_res_blocks + 1):
-                layers.append(ResidualBlock(in_dim, out_dim))
+                layers.append(ResidualBlock(in_dim, out_dim, kt))
                 in_dim = out_dim
             if i < len(mult) - 1:
                 layers.append(Resample(out_dim, "upsample3d" if temporal_upsample[i] else "upsample2d"))
         self.upsamples = nn.Sequential(*layers)
-        self.head = Head(dims[-1], 3)
+        self.head = Head(dims[-1], 3, kt)
 
     def forward(self, x: torch.Tensor, state: CausalState) -> torch.Tensor:
         x = _run(self.middle, self.conv1(x, state), state)
@@ -380,20 +434,28 @@ class WanVAE(nn.Module):
 
     @torch.inference_mode()
     def decode_block(self, latents: torch.Tensor, state: DecodeState) -> torch.Tensor:
-        """Normalised latents (B, z, t, h, w) -> pixels (B, 3, T, H, W) in [-1, 1], continuing
-        the video held in ``state``. The video's first latent frame gives 1 pixel frame, every
-        later one ``temporal_stride`` frames. Decodes one latent frame at a time, which bounds
-        peak memory to one frame's activations at full resolution."""
+        """Normalised latents (B, z * time_pack, t, h, w) -> pixels (B, 3, T, H, W) in [-1, 1],
+        continuing the video held in ``state``. The video's first latent frame gives 1 pixel
+        frame, every later one ``temporal_stride`` frames. Decodes one latent frame at a time,
+        which bounds peak memory to one frame's activations at full resolution (a frame-wise
+        VAE: the whole stretch at once)."""
         frames = list(self._decode_frames(latents, state))
         return torch.cat(frames, dim=2).clamp_(-1, 1)
+
+    @property
+    def frame_wise(self) -> bool:
+        """Every frame encodes and decodes on its own: no layer carries history."""
+        return self._encoder_slots == 0 and self._decoder_slots == 0
 
     def _decode_frames(self, latents: torch.Tensor, state: DecodeState) -> Iterator[torch.Tensor]:
         mean, std = self.latent_stats.to(latents.device)
         dtype = self.conv2.weight.dtype
-        z = self.conv2((latents.float() / (1.0 / std) + mean).to(dtype))  # Wan's exact form
-        for i in range(z.shape[2]):
-            out = self.decoder(z[:, :, i:i + 1], state.causal)
-            state.latent_frames += 1
+        frames = unpack_time(latents, self.config.time_pack, first=state.latent_frames == 0)  # (B, z, T, h, w)
+        state.latent_frames += latents.shape[2]
+        z = self.conv2((frames.float() / (1.0 / std) + mean).to(dtype))  # Wan's exact form
+        # a frame-wise VAE carries nothing between frames: the whole stretch in one call
+        for chunk in [z] if self.frame_wise else z.split(1, dim=2):
+            out = self.decoder(chunk, state.causal)
             state.pixel_frames += out.shape[2]
             yield out.float()
 
@@ -404,31 +466,37 @@ class WanVAE(nn.Module):
     # -- encode ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """Pixels (B, 3, 1 + 4k, H, W) in [-1, 1] -> normalised latent means (B, z, 1 + k, h, w)."""
+        """Pixels (B, 3, 1 + sk, H, W) in [-1, 1] -> normalised latent means
+        (B, z * time_pack, 1 + k, h, w), s the temporal stride."""
         mu, _ = self.encode_distribution(video)
         mean, std = self.latent_stats.to(mu.device)
-        return (mu - mean) * (1.0 / std)  # Wan's exact form
+        return pack_time((mu - mean) * (1.0 / std), self.config.time_pack)  # Wan's exact form
 
     def encode_distribution(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Un-normalised posterior (mean, log-variance), each (B, z, 1 + k, h, w), with autograd
-        (training). Frame 0 is encoded alone, then ``temporal_stride`` frames at a time, carrying
-        the causal state."""
+        """Un-normalised posterior (mean, log-variance) of the VAE's own latent frames (not
+        time-packed), each (B, z, 1 + k, h, w), with autograd (training). Frame 0 is encoded
+        alone, then ``temporal_compression`` frames at a time, carrying the causal state (a
+        frame-wise VAE: all frames at once)."""
         T = video.shape[2]
         self.latent_frames(T)  # validates 1 + 4k
         state = CausalState.empty(self._encoder_slots)
         dtype = self.conv1.weight.dtype
         chunks = [video[:, :, :1]]
-        if T > 1:
-            chunks += list(video[:, :, 1:].split(self.temporal_stride, dim=2))
+        if self.frame_wise:
+            chunks = [video]
+        elif T > 1:
+            chunks += list(video[:, :, 1:].split(self.config.temporal_compression, dim=2))
         out = torch.cat([self.encoder(c.to(dtype), state) for c in chunks], dim=2)
         mu, log_var = self.conv1(out).float().chunk(2, dim=1)
         return mu, log_var
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
-        """Un-normalised latents -> pixels, unclamped, with autograd (training)."""
+        """Un-normalised latents of the VAE's own frames (not time-packed) -> pixels, unclamped,
+        with autograd (training)."""
         state = self.new_decode_state()
         x = self.conv2(z.to(self.conv2.weight.dtype))
-        return torch.cat([self.decoder(x[:, :, i:i + 1], state.causal) for i in range(x.shape[2])], dim=2)
+        chunks = [x] if self.frame_wise else x.split(1, dim=2)
+        return torch.cat([self.decoder(chunk, state.causal) for chunk in chunks], dim=2)
 
 
 class VAEFrameDecoder:
