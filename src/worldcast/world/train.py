@@ -224,7 +224,7 @@ def train_vae(spec: WorldModelSpec, cfg: TrainConfig, out_dir: Path) -> WanVAE:
     multiple of the cost. Returns the VAE with per-channel latent statistics measured on
     held-out clips (the DiT then sees unit-variance latents)."""
     vae_config = world_vae_config(spec)
-    if vae_config.temporal_kernel != 1 or any(vae_config.temporal_downsample):
+    if not vae_config.frame_wise:
         raise ValueError("train vae: trains frame-wise VAEs (WorldModelSpec.vae_temporal_kernel=1, no temporal "
                          "downsampling); the curriculum for VAEs that compress time is in docs/world.md's history")
     torch.manual_seed(cfg.seed)

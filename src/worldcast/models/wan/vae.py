@@ -90,6 +90,11 @@ class VAEConfig:
         return 2 ** (len(self.dim_mult) - 1)
 
     @property
+    def frame_wise(self) -> bool:
+        """Every convolution sees one frame (validation rules out temporal downsampling then)."""
+        return self.temporal_kernel == 1
+
+    @property
     def latent_channels(self) -> int:
         """Channels of a latent frame as the model downstream sees them."""
         return self.z_dim * self.time_pack
@@ -445,7 +450,7 @@ class WanVAE(nn.Module):
     @property
     def frame_wise(self) -> bool:
         """Every frame encodes and decodes on its own: no layer carries history."""
-        return self._encoder_slots == 0 and self._decoder_slots == 0
+        return self.config.frame_wise
 
     def _decode_frames(self, latents: torch.Tensor, state: DecodeState) -> Iterator[torch.Tensor]:
         mean, std = self.latent_stats.to(latents.device)
@@ -481,11 +486,10 @@ class WanVAE(nn.Module):
         self.latent_frames(T)  # validates 1 + 4k
         state = CausalState.empty(self._encoder_slots)
         dtype = self.conv1.weight.dtype
-        chunks = [video[:, :, :1]]
-        if self.frame_wise:
+        if self.frame_wise or T == 1:
             chunks = [video]
-        elif T > 1:
-            chunks += list(video[:, :, 1:].split(self.config.temporal_compression, dim=2))
+        else:
+            chunks = [video[:, :, :1], *video[:, :, 1:].split(self.config.temporal_compression, dim=2)]
         out = torch.cat([self.encoder(c.to(dtype), state) for c in chunks], dim=2)
         mu, log_var = self.conv1(out).float().chunk(2, dim=1)
         return mu, log_var
